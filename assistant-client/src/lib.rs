@@ -1,0 +1,83 @@
+//! The assistant gRPC client as a library.
+//!
+//! The binary is a thin shell over [`run`]. Each call lives in its own
+//! module, and takes its output writer and an interrupt future as
+//! arguments, so tests can drive it in-process against a real server and
+//! inspect exactly what it printed.
+
+pub mod cli;
+pub mod connect;
+pub mod story;
+pub mod typing;
+
+use std::future::Future;
+
+use tokio::io::AsyncWrite;
+use tonic::Code;
+
+pub use crate::{
+    cli::Cli,
+    story::{Ending, StoryRequest},
+};
+
+/// Why the client could not do what it was asked. Each one displays as a
+/// single line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `--server` is not an address we can use.
+    #[error("invalid --server `{server}`: {reason}")]
+    BadAddress {
+        /// What the user gave.
+        server: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing answered at the server's address.
+    #[error(
+        "cannot reach the server at {server}: {reason}. Is it running? Start it with `assistant-server`."
+    )]
+    Unreachable {
+        /// The address tried.
+        server: String,
+        /// The underlying cause, such as "Connection refused".
+        reason: String,
+    },
+    /// Writing to stdout failed for a reason other than it closing.
+    #[error("cannot write the story: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+/// Runs the command `cli` describes, writing the story to `out`, until it
+/// ends or `interrupt` completes.
+pub async fn run<W: AsyncWrite + Unpin>(
+    cli: Cli,
+    out: W,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Ending, ClientError> {
+    let channel = connect::connect(&cli.server).await?;
+    story::tell_story(channel, &cli.story_request(), out, interrupt).await
+}
+
+/// The canonical name of a status code, such as `UNAVAILABLE`, as gRPC's
+/// other implementations print it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -1,0 +1,38 @@
+//! `assistant-client`: parses flags, sets up logging, and runs the client.
+//!
+//! The story goes to stdout; everything else goes to stderr.
+
+use std::{io::IsTerminal, process::ExitCode};
+
+use assistant_client::Cli;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .without_time()
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+
+    let interrupt = async {
+        // If the handler cannot be installed, Ctrl-C keeps its default
+        // effect of ending the process at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    match assistant_client::run(cli, tokio::io::stdout(), interrupt).await {
+        Ok(ending) => ExitCode::from(ending.exit_code()),
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The server's settings, parsed from command-line flags.
+//!
+//! The defaults reproduce the tutorial's server exactly, so `Config::default()`
+//! and a bare `assistant-server` behave the same.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// The largest `--chunk-size`: well under gRPC's usual 4 MiB message limit,
+/// so every client can decode every chunk.
+pub const MAX_CHUNK_SIZE: usize = 1024 * 1024;
+
+/// Settings for one server process.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "assistant-server",
+    version,
+    about = "Serves the assistant gRPC service: greets each caller, then streams a story back in chunks.",
+    after_help = "Durations are seconds, written as decimal numbers: 0.05, 3, or 0 for no wait.\n\
+                  Logs go to stderr; set RUST_LOG (for example RUST_LOG=debug) to change how much is logged."
+)]
+pub struct Config {
+    /// Address to listen on. `[::]` accepts IPv4 and IPv6 on most systems.
+    #[arg(long, default_value = "[::]:50051", value_name = "HOST:PORT")]
+    pub addr: SocketAddr,
+
+    /// Serve this text file instead of the built-in `alice.txt`. It is read
+    /// once, at start.
+    #[arg(long, value_name = "PATH")]
+    pub story: Option<PathBuf>,
+
+    /// Pause after the greeting, standing in for story generation.
+    #[arg(long, default_value = "3", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub think_time: Duration,
+
+    /// Bytes of story per streamed message.
+    #[arg(long, default_value_t = 1024, value_name = "BYTES",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CHUNK_SIZE as u64))]
+    pub chunk_size: usize,
+
+    /// Pause after each story chunk. The tutorial suggests 3 to watch a
+    /// client wait for the server.
+    #[arg(long, default_value = "0.05", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub chunk_delay: Duration,
+
+    /// How a finished story ends the call: `cancel` (status CANCELLED, as
+    /// in the tutorial) or `ok`.
+    #[arg(long, value_enum, default_value_t = Finish::Cancel)]
+    pub finish: Finish,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The flags' defaults are the one source of truth.
+        Self::parse_from(["assistant-server"])
+    }
+}
+
+/// How the server ends a call once the whole story has been sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Finish {
+    /// Status CANCELLED with the message `story finished`, as the tutorial's
+    /// server does.
+    Cancel,
+    /// Status OK.
+    Ok,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_tutorial() {
+        let config = Config::default();
+        assert_eq!(config.addr, "[::]:50051".parse().unwrap());
+        assert_eq!(config.story, None);
+        assert_eq!(config.think_time, Duration::from_secs(3));
+        assert_eq!(config.chunk_size, 1024);
+        assert_eq!(config.chunk_delay, Duration::from_millis(50));
+        assert_eq!(config.finish, Finish::Cancel);
+    }
+
+    #[test]
+    fn flags_parse() {
+        let config = Config::try_parse_from([
+            "assistant-server",
+            "--addr",
+            "127.0.0.1:0",
+            "--think-time",
+            "0",
+            "--chunk-delay",
+            "3",
+            "--chunk-size",
+            "7",
+            "--finish",
+            "ok",
+        ])
+        .unwrap();
+        assert_eq!(config.think_time, Duration::ZERO);
+        assert_eq!(config.chunk_delay, Duration::from_secs(3));
+        assert_eq!(config.chunk_size, 7);
+        assert_eq!(config.finish, Finish::Ok);
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        for args in [
+            &["--chunk-size", "0"][..],
+            &["--chunk-size", "2000000"],
+            &["--chunk-delay", "-1"],
+            &["--think-time", "soon"],
+            &["--addr", "nowhere"],
+            &["--finish", "maybe"],
+        ] {
+            let argv = std::iter::once("assistant-server").chain(args.iter().copied());
+            assert!(
+                Config::try_parse_from(argv).is_err(),
+                "{args:?} should be rejected"
+            );
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Helpers for tests in this workspace: capturing what the server logs.
+
+use std::{
+    io,
+    sync::{Arc, Mutex},
+};
+
+use tracing::subscriber::DefaultGuard;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Collects formatted log lines in memory.
+///
+/// Installed with [`LogCapture::install`] as the current thread's default
+/// subscriber, so use it with a current-thread runtime (the default for
+/// `#[tokio::test]`), where the server's tasks run on the test's thread.
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture {
+    buf: Arc<Mutex<Vec<u8>>>,
+}
+
+impl LogCapture {
+    /// Starts capturing INFO and above until the guard is dropped.
+    pub fn install() -> (Self, DefaultGuard) {
+        let capture = Self::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(capture.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (capture, guard)
+    }
+
+    /// Everything logged so far.
+    pub fn contents(&self) -> String {
+        let buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// The logged messages, one per line, without their level.
+    pub fn messages(&self) -> Vec<String> {
+        self.contents()
+            .lines()
+            .map(|line| {
+                let line = line.trim_start();
+                line.split_once(' ')
+                    .map_or(line, |(_level, rest)| rest.trim_start())
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+impl io::Write for LogCapture {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogCapture {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// A server running in the background on an ephemeral loopback port.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its count of calls in flight.
+    pub calls: crate::Calls,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    /// Binds `127.0.0.1:0` (whatever `config.addr` says) and serves
+    /// `config` in a background task. The port is bound when this returns,
+    /// so clients may connect at once.
+    pub async fn start(config: crate::Config) -> anyhow::Result<Self> {
+        let config = crate::Config {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..config
+        };
+        let server = crate::Server::bind(config).await?;
+        let addr = server.local_addr();
+        let calls = server.calls();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            calls,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The server's URL for `--server`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Begins shutdown, as a signal would, and waits for the server to
+    /// stop.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+/// The tutorial's settings without its pauses: no think-time and no delay
+/// between chunks, so a whole story takes milliseconds.
+pub fn fast_config() -> crate::Config {
+    crate::Config {
+        think_time: std::time::Duration::ZERO,
+        chunk_delay: std::time::Duration::ZERO,
+        ..crate::Config::default()
+    }
+}

@@ -1,0 +1,290 @@
+//! `TellStory` against a real server on a loopback port, driven by the
+//! generated client: the messages, the log lines, and what happens when a
+//! client goes away.
+
+use std::time::Duration;
+
+use assistant_proto::assistant::{
+    TellStoryRequest, TellStoryResponse, assistant_service_client::AssistantServiceClient,
+};
+use assistant_server::{
+    Config, Finish, Story,
+    test_util::{LogCapture, TestServer, fast_config},
+};
+use tokio::time::timeout;
+use tonic::{Code, Streaming, transport::Channel};
+
+const GREETING: &str = "Hi Peter S from SUSTech! Here's your story:\n\n";
+const ENDING: &str = "\nThat's it! Hope you like the story~\n";
+/// A bound for waits that should end in milliseconds, so a bug fails the
+/// test instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn peter() -> TellStoryRequest {
+    TellStoryRequest {
+        user_name: "Peter S".into(),
+        institution: "SUSTech".into(),
+    }
+}
+
+async fn client(server: &TestServer) -> AssistantServiceClient<Channel> {
+    let channel = Channel::from_shared(server.url())
+        .unwrap()
+        // HTTP/2's default window, so the server cannot run far ahead.
+        .initial_stream_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    AssistantServiceClient::new(channel)
+}
+
+async fn open(server: &TestServer) -> Streaming<TellStoryResponse> {
+    client(server)
+        .await
+        .tell_story(peter())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Reads every message, and the status that ended the stream.
+async fn read_all(
+    stream: &mut Streaming<TellStoryResponse>,
+) -> (Vec<Vec<u8>>, Option<tonic::Status>) {
+    let mut messages = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(message)) => messages.push(message.text_chunk.to_vec()),
+            Ok(None) => return (messages, None),
+            Err(status) => return (messages, Some(status)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn streams_greeting_then_142_chunks_then_ending_then_cancelled() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let (messages, status) = read_all(&mut open(&server).await).await;
+
+    assert_eq!(messages.first().unwrap(), GREETING.as_bytes());
+    assert_eq!(messages.last().unwrap(), ENDING.as_bytes());
+    let story = &messages[1..messages.len() - 1];
+    assert_eq!(story.len(), 142);
+    assert!(story[..141].iter().all(|chunk| chunk.len() == 1024));
+    assert_eq!(story[141].len(), 12);
+    assert_eq!(story.concat(), Story::alice().text().as_ref());
+
+    let status = status.expect("the tutorial's server ends with a status");
+    assert_eq!(status.code(), Code::Cancelled);
+    assert_eq!(status.message(), "story finished");
+}
+
+#[tokio::test]
+async fn finish_ok_ends_with_status_ok_after_every_byte() {
+    let config = Config {
+        finish: Finish::Ok,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let (messages, status) = read_all(&mut open(&server).await).await;
+    assert!(status.is_none(), "{status:?}");
+    let expected = [
+        GREETING.as_bytes(),
+        Story::alice().text(),
+        ENDING.as_bytes(),
+    ]
+    .concat();
+    assert_eq!(messages.concat(), expected);
+}
+
+#[tokio::test]
+async fn logs_the_tutorials_lines_in_order() {
+    let (logs, _guard) = LogCapture::install();
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let port = server.addr.port();
+    read_all(&mut open(&server).await).await;
+    timeout(PATIENCE, server.calls.idle()).await.unwrap();
+
+    let messages = logs.messages();
+    let story_lines: Vec<&str> = messages
+        .iter()
+        .map(String::as_str)
+        .filter(|line| !line.starts_with("Read "))
+        .collect();
+    assert_eq!(
+        story_lines,
+        [
+            format!("Server started on port {port}").as_str(),
+            "Received story-telling request from Peter S, SUSTech.",
+            "Start streaming alice.txt",
+            "[EOF]",
+            "Finishes streaming alice.txt for Peter S from SUSTech.",
+        ]
+    );
+    let reads: Vec<&str> = messages
+        .iter()
+        .map(String::as_str)
+        .filter(|line| line.starts_with("Read "))
+        .collect();
+    assert_eq!(reads.len(), 142);
+    assert_eq!(reads[0], "Read 1024 bytes: [Alice's A ...");
+    assert_eq!(reads[1], "Read 1024 bytes: y TOOK A W ...");
+    assert_eq!(reads[2], "Read 1024 bytes: of the wel ...");
+    assert_eq!(reads[141], "Read 12 bytes: mmer days. ...");
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_is_noticed_at_once_and_the_call_stops() {
+    let (logs, _guard) = LogCapture::install();
+    // An hour between chunks: the server can only end this call early by
+    // noticing the client left.
+    let config = Config {
+        chunk_delay: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let mut stream = open(&server).await;
+    stream.message().await.unwrap().unwrap(); // the greeting
+    stream.message().await.unwrap().unwrap(); // the first chunk
+    assert_eq!(server.calls.active(), 1);
+
+    drop(stream);
+    timeout(PATIENCE, server.calls.idle())
+        .await
+        .expect("the server should end the call as soon as the client leaves");
+
+    let sent = GREETING.len() + 1024;
+    let messages = logs.messages();
+    assert!(
+        messages.contains(&format!("Client went away: Peter S after {sent} bytes")),
+        "{messages:#?}"
+    );
+    assert_eq!(
+        messages.iter().filter(|m| m.starts_with("Read ")).count(),
+        1
+    );
+    assert!(!messages.iter().any(|m| m == "[EOF]"));
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_without_pauses_stops_production_early() {
+    let (logs, _guard) = LogCapture::install();
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let mut stream = open(&server).await;
+    for _ in 0..3 {
+        stream.message().await.unwrap().unwrap();
+    }
+    drop(stream);
+    timeout(PATIENCE, server.calls.idle()).await.unwrap();
+
+    // Flow control (a 64 KiB window) keeps the server from producing the
+    // whole story for a client that stopped after three messages.
+    let messages = logs.messages();
+    let reads = messages.iter().filter(|m| m.starts_with("Read ")).count();
+    assert!(reads < 142, "the server read {reads} chunks");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Client went away: Peter S after ")),
+        "{messages:#?}"
+    );
+}
+
+#[tokio::test]
+async fn many_calls_run_side_by_side() {
+    // Each call waits 30 s after each chunk. Were calls served one after
+    // another, or by a small fixed pool, the later calls' first chunks
+    // would wait for whole stories; concurrently they arrive at once.
+    let config = Config {
+        chunk_delay: Duration::from_secs(30),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let client = client(&server).await;
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        let mut stream = client
+            .clone()
+            .tell_story(peter())
+            .await
+            .unwrap()
+            .into_inner();
+        stream.message().await.unwrap().unwrap(); // greeting
+        streams.push(stream);
+    }
+    let first_chunks = async {
+        for stream in &mut streams {
+            let chunk = stream.message().await.unwrap().unwrap();
+            assert_eq!(chunk.text_chunk.len(), 1024);
+        }
+    };
+    timeout(Duration::from_secs(20), first_chunks)
+        .await
+        .expect("every call's first chunk arrives before any call's second");
+    assert_eq!(server.calls.active(), 200);
+    drop(streams);
+    timeout(PATIENCE, server.calls.idle()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_story_file_is_served_under_its_own_name() {
+    let (logs, _guard) = LogCapture::install();
+    let dir = std::env::temp_dir().join(format!("assistant-story-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("short.txt");
+    std::fs::write(&path, "Once upon a time.\n").unwrap();
+
+    let config = Config {
+        story: Some(path.clone()),
+        chunk_size: 5,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let (messages, _) = read_all(&mut open(&server).await).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    assert_eq!(
+        messages[1..messages.len() - 1].concat(),
+        b"Once upon a time.\n"
+    );
+    assert_eq!(messages.len(), 2 + 4);
+    let messages = logs.messages();
+    assert!(messages.iter().any(|m| m == "Start streaming short.txt"));
+    assert!(
+        messages.iter().any(|m| m == "Read 3 bytes: e.\\n ..."),
+        "{messages:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_story_file_stops_the_server_with_its_path() {
+    let config = Config {
+        story: Some("no/such/dir/story.txt".into()),
+        ..fast_config()
+    };
+    let err = TestServer::start(config).await.unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("no/such/dir/story.txt"), "{message}");
+}
+
+#[tokio::test]
+async fn shutdown_ends_calls_in_flight_with_unavailable_after_their_bytes() {
+    let config = Config {
+        chunk_delay: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let calls = server.calls.clone();
+    let mut stream = open(&server).await;
+    stream.message().await.unwrap().unwrap();
+    stream.message().await.unwrap().unwrap();
+
+    timeout(PATIENCE, server.stop())
+        .await
+        .expect("shutdown should not wait for the hour-long pause")
+        .unwrap();
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), "server shutting down");
+    assert_eq!(calls.active(), 0);
+}

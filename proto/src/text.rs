@@ -1,0 +1,65 @@
+//! Showing untrusted bytes in logs and on terminals safely.
+
+use std::fmt;
+
+/// Displays bytes as text: invalid UTF-8 as U+FFFD, and control characters
+/// (newline, ESC, NUL and the like) as escapes such as `\n` and `\u{1b}`.
+///
+/// Whatever a peer sends, the output stays on one line and cannot drive a
+/// terminal. It formats straight into the writer, without allocating.
+#[derive(Clone, Copy)]
+pub struct Escaped<'a>(pub &'a [u8]);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        for chunk in self.0.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())?;
+                } else {
+                    f.write_char(c)?;
+                }
+            }
+            if !chunk.invalid().is_empty() {
+                f.write_char(char::REPLACEMENT_CHARACTER)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_unchanged() {
+        assert_eq!(Escaped(b"[Alice's A").to_string(), "[Alice's A");
+        assert_eq!(
+            Escaped("caf\u{e9} \u{2014}".as_bytes()).to_string(),
+            "caf\u{e9} \u{2014}"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            Escaped(b"a\nb\r\x1b[31m\0").to_string(),
+            "a\\nb\\r\\u{1b}[31m\\u{0}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters() {
+        assert_eq!(Escaped(b"ok\xff\xfe!").to_string(), "ok\u{fffd}\u{fffd}!");
+        // A character cut short at the end shows as one replacement.
+        assert_eq!(Escaped(&"\u{e9}".as_bytes()[..1]).to_string(), "\u{fffd}");
+    }
+}
