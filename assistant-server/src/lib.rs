@@ -30,7 +30,11 @@ pub mod story;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{
+    future::Future,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
 
 use anyhow::Context;
 use assistant_proto::assistant::assistant_service_server::AssistantServiceServer;
@@ -69,9 +73,7 @@ impl Server {
             Some(path) => Story::load(path)?,
             None => Story::alice(),
         };
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let listener = listen(config.addr).await?;
         let calls = Calls::default();
         let shutdown = CancellationToken::new();
         let assistant = Assistant::new(story, &config, calls.clone(), shutdown.clone());
@@ -130,6 +132,32 @@ impl Server {
         info!("Server stopped");
         Ok(())
     }
+}
+
+/// Binds `addr`. On a host without IPv6, the unspecified IPv6 address
+/// `[::]` (the default) falls back to its IPv4 twin `0.0.0.0`.
+async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(err) if addr.ip() == Ipv6Addr::UNSPECIFIED && is_no_ipv6(&err) => {
+            let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
+            warn!("IPv6 is not available ({err}); listening on {v4} instead");
+            TcpListener::bind(v4)
+                .await
+                .with_context(|| format!("cannot listen on {v4}"))
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot listen on {addr}")),
+    }
+}
+
+/// Whether a failed bind of `[::]` may work on IPv4. A port in use or a
+/// privileged port would fail the same way there, and the first error
+/// explains it better.
+fn is_no_ipv6(err: &std::io::Error) -> bool {
+    !matches!(
+        err.kind(),
+        std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied
+    )
 }
 
 /// Runs a server with `config` until Ctrl-C or SIGTERM.
