@@ -9,7 +9,7 @@ use std::{env, fs, path::PathBuf};
 use prost::Message;
 
 /// Every contract this crate compiles, relative to the crate root.
-const PROTOS: &[&str] = &["assistant.proto"];
+const PROTOS: &[&str] = &["assistant.proto", "hello_world.proto", "messages.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Cargo re-runs this script only when a contract changes, not on every

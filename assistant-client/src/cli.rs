@@ -1,25 +1,100 @@
-//! The client's command-line flags.
+//! The client's command line: global flags, and one subcommand per call.
 
 use std::time::Duration;
 
-use clap::Parser;
+use std::ffi::OsString;
+
+use clap::{
+    ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, error::ErrorKind,
+    parser::ValueSource,
+};
 
 use crate::StoryRequest;
 
-/// Asks an assistant server for a story and types it to the terminal.
+/// Calls an assistant server: tells a story (the default), or makes one of
+/// the four gRPC call shapes.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "assistant-client",
     version,
-    after_help = "The story goes to stdout and nothing else does; logs go to stderr.\n\
+    after_help = "With no subcommand, it tells the story, as `assistant-client story` does.\n\
+                  Program output goes to stdout and nothing else does; logs go to stderr.\n\
                   Durations are seconds, written as decimal numbers: 0.1, or 0 for no wait.\n\
-                  Exit codes: 0 when the story ends, 1 on an error, 130 on Ctrl-C."
+                  Exit codes: 0 when the call ends well, 1 on an error, 2 for bad flags, 130 on Ctrl-C."
 )]
 pub struct Cli {
+    /// Flags every subcommand takes.
+    #[command(flatten)]
+    pub global: Global,
+
+    /// The call to make; the story if none is given.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The story's flags, when no subcommand is given.
+    #[command(flatten)]
+    pub story: StoryArgs,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
     /// The server: a URL such as http://127.0.0.1:50051, or a bare host:port.
-    #[arg(long, default_value = "http://127.0.0.1:50051", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
     pub server: String,
 
+    /// Give up on the call after this long, counting to its last message.
+    /// The server is told too, and stops working on it. No limit by default.
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub timeout: Option<Duration>,
+}
+
+/// One subcommand per call.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Server streaming: ask for the story and type it out (the default).
+    Story(StoryArgs),
+    /// Unary: send a name, get one greeting back.
+    Hello {
+        /// The name to greet.
+        #[arg(long, default_value = "Hyeonghwan")]
+        name: String,
+    },
+    /// Server streaming: one request, and the server's three messages back.
+    ChatStream {
+        /// The request's text.
+        #[arg(long, default_value = "start")]
+        text: String,
+    },
+    /// Client streaming: send many texts, get one answer joining them.
+    Collect {
+        /// The texts to send.
+        #[arg(default_values = ["msg1", "msg2", "msg3"], value_name = "TEXT")]
+        texts: Vec<String>,
+    },
+    /// Bidirectional streaming: send texts while the server answers each.
+    Chat {
+        /// The texts to send.
+        #[arg(
+            default_values = ["Hello grpc!", "This is Bidirectional Streaming RPC!", "Is it working good?"],
+            value_name = "TEXT"
+        )]
+        texts: Vec<String>,
+
+        /// Pause between sends.
+        #[arg(long, default_value = "2", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+        send_delay: Duration,
+    },
+}
+
+/// How to ask for the story and how to type it.
+#[derive(Debug, Clone, Args)]
+pub struct StoryArgs {
     /// Your name, for the greeting.
     #[arg(long, default_value = "Peter S")]
     pub user_name: String,
@@ -38,9 +113,9 @@ pub struct Cli {
     pub step_sec: Duration,
 }
 
-impl Cli {
+impl StoryArgs {
     /// The story call these flags ask for.
-    pub fn story_request(&self) -> StoryRequest {
+    pub fn request(&self) -> StoryRequest {
         StoryRequest {
             user_name: self.user_name.clone(),
             institution: self.institution.clone(),
@@ -50,18 +125,122 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Parses the process's arguments, or prints why not and exits.
+    pub fn parse_args() -> Self {
+        Self::try_parse_args(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// Parses `args` (the program name first).
+    ///
+    /// Besides what clap checks, the story's flags given before a
+    /// subcommand other than `story` are an error, not silently ignored.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = <Self as CommandFactory>::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        if let Some((name, _)) = matches.subcommand()
+            && let Some(flag) = story_flag_given(&matches)
+        {
+            let message = format!(
+                "--{flag} belongs to the story; write it after `story`, not before `{name}`"
+            );
+            return Err(command.error(ErrorKind::ArgumentConflict, message));
+        }
+        Self::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+    }
+
+    /// The call to make: the subcommand, or the story with the top-level
+    /// story flags when none was given.
+    pub fn call(&self) -> Command {
+        self.command
+            .clone()
+            .unwrap_or_else(|| Command::Story(self.story.clone()))
+    }
+}
+
+/// The long name of a story flag given on the command line at the top
+/// level, if any.
+fn story_flag_given(matches: &ArgMatches) -> Option<String> {
+    StoryArgs::augment_args(clap::Command::new("story"))
+        .get_arguments()
+        .find(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .and_then(|arg| arg.get_long().map(str::to_owned))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_args(std::iter::once("assistant-client").chain(args.iter().copied()))
+    }
+
     #[test]
     fn defaults_match_the_tutorial() {
-        let cli = Cli::parse_from(["assistant-client"]);
-        assert_eq!(cli.server, "http://127.0.0.1:50051");
-        assert_eq!(cli.user_name, "Peter S");
-        assert_eq!(cli.institution, "SUSTech");
-        assert_eq!(cli.buffer_size, 5);
-        assert_eq!(cli.step_sec, Duration::from_millis(100));
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.global.server, "http://127.0.0.1:50051");
+        assert_eq!(cli.global.timeout, None);
+        let Command::Story(story) = cli.call() else {
+            panic!("no subcommand should mean the story");
+        };
+        assert_eq!(story.user_name, "Peter S");
+        assert_eq!(story.institution, "SUSTech");
+        assert_eq!(story.buffer_size, 5);
+        assert_eq!(story.step_sec, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn story_flags_work_with_and_without_the_subcommand() {
+        for args in [
+            &["--buffer-size", "9"][..],
+            &["story", "--buffer-size", "9"],
+        ] {
+            let Command::Story(story) = parse(args).unwrap().call() else {
+                panic!("{args:?} should tell the story");
+            };
+            assert_eq!(story.buffer_size, 9);
+        }
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_subcommand() {
+        for args in [
+            &["--server", "h:1", "--timeout", "2", "hello"][..],
+            &["hello", "--server", "h:1", "--timeout", "2"],
+        ] {
+            let cli = parse(args).unwrap();
+            assert_eq!(cli.global.server, "h:1");
+            assert_eq!(cli.global.timeout, Some(Duration::from_secs(2)));
+            assert!(matches!(cli.call(), Command::Hello { name } if name == "Hyeonghwan"));
+        }
+    }
+
+    #[test]
+    fn subcommands_have_the_tutorials_defaults() {
+        let Command::Collect { texts } = parse(&["collect"]).unwrap().call() else {
+            panic!()
+        };
+        assert_eq!(texts, ["msg1", "msg2", "msg3"]);
+        let Command::Chat { texts, send_delay } = parse(&["chat"]).unwrap().call() else {
+            panic!()
+        };
+        assert_eq!(
+            texts,
+            [
+                "Hello grpc!",
+                "This is Bidirectional Streaming RPC!",
+                "Is it working good?"
+            ]
+        );
+        assert_eq!(send_delay, Duration::from_secs(2));
+        let Command::Collect { texts } = parse(&["collect", "a", "b c"]).unwrap().call() else {
+            panic!()
+        };
+        assert_eq!(texts, ["a", "b c"]);
     }
 
     #[test]
@@ -70,12 +249,12 @@ mod tests {
             &["--buffer-size", "0"][..],
             &["--step-sec", "-0.1"],
             &["--step-sec", "x"],
+            &["--timeout", "never"],
+            &["--buffer-size", "3", "hello"],
+            &["--user-name", "x", "story"],
+            &["frobnicate"],
         ] {
-            let argv = std::iter::once("assistant-client").chain(args.iter().copied());
-            assert!(
-                Cli::try_parse_from(argv).is_err(),
-                "{args:?} should be rejected"
-            );
+            assert!(parse(args).is_err(), "{args:?} should be rejected");
         }
     }
 }

@@ -56,8 +56,10 @@ fn url(server: &str) -> String {
 }
 
 /// Connects to `--server`, failing with one line that says what to do.
-pub async fn connect(server: &str) -> Result<Channel, ClientError> {
-    let endpoint = endpoint(server)?;
+/// A `timeout` shorter than [`CONNECT_TIMEOUT`] bounds the wait too.
+pub async fn connect(server: &str, timeout: Option<Duration>) -> Result<Channel, ClientError> {
+    let limit = timeout.map_or(CONNECT_TIMEOUT, |timeout| timeout.min(CONNECT_TIMEOUT));
+    let endpoint = endpoint(server)?.connect_timeout(limit);
     endpoint
         .connect()
         .await

@@ -5,8 +5,11 @@
 //! arguments, so tests can drive it in-process against a real server and
 //! inspect exactly what it printed.
 
+pub mod call;
+pub mod chat;
 pub mod cli;
 pub mod connect;
+pub mod hello;
 pub mod story;
 pub mod typing;
 
@@ -16,8 +19,9 @@ use tokio::io::AsyncWrite;
 use tonic::Code;
 
 pub use crate::{
-    cli::Cli,
-    story::{Ending, StoryRequest},
+    call::Ending,
+    cli::{Cli, Command},
+    story::StoryRequest,
 };
 
 /// Why the client could not do what it was asked. Each one displays as a
@@ -47,15 +51,37 @@ pub enum ClientError {
     Output(#[source] std::io::Error),
 }
 
-/// Runs the command `cli` describes, writing the story to `out`, until it
+/// Runs the command `cli` describes, writing its output to `out`, until it
 /// ends or `interrupt` completes.
 pub async fn run<W: AsyncWrite + Unpin>(
     cli: Cli,
     out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
-    let channel = connect::connect(&cli.server).await?;
-    story::tell_story(channel, &cli.story_request(), out, interrupt).await
+    let timeout = cli.global.timeout;
+    let channel = connect::connect(&cli.global.server, timeout).await?;
+    match cli.call() {
+        Command::Story(args) => {
+            story::tell_story(channel, &args.request(), timeout, out, interrupt).await
+        }
+        Command::Hello { name } => hello::say_hello(channel, name, timeout, out, interrupt).await,
+        Command::ChatStream { text } => {
+            chat::chat_stream(channel, text, timeout, out, interrupt).await
+        }
+        Command::Collect { texts } => {
+            chat::collect(channel, tokio_stream::iter(texts), timeout, out, interrupt).await
+        }
+        Command::Chat { texts, send_delay } => {
+            chat::chat(
+                channel,
+                chat::paced(texts, send_delay),
+                timeout,
+                out,
+                interrupt,
+            )
+            .await
+        }
+    }
 }
 
 /// The canonical name of a status code, such as `UNAVAILABLE`, as gRPC's

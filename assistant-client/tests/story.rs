@@ -16,7 +16,6 @@ use assistant_server::{
     Config, Finish, Story,
     test_util::{LogCapture, TestServer, fast_config},
 };
-use clap::Parser;
 use tokio::{io::AsyncWrite, time::timeout};
 use tonic::{Request, Response, Status};
 
@@ -28,7 +27,7 @@ fn cli(server: &str, extra: &[&str]) -> Cli {
     let argv = ["assistant-client", "--server", server]
         .into_iter()
         .chain(extra.iter().copied());
-    Cli::try_parse_from(argv).unwrap()
+    Cli::try_parse_args(argv).unwrap()
 }
 
 /// The client as `--buffer-size 1024 --step-sec 0` runs it.

@@ -1,6 +1,6 @@
-//! Counting the calls in flight.
+//! Counting the calls in flight, and noticing the ones a client abandons.
 //!
-//! Every call holds a [`CallGuard`] for as long as it runs, however it ends:
+//! Every call holds a [`Call`] for as long as it runs, however it ends:
 //! finished, failed, or dropped because the client went away. The count is
 //! observable, so shutdown, operators and tests can wait for it to reach
 //! zero instead of guessing with sleeps.
@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tracing::info;
 
 /// A shared count of calls in flight. Cloning it shares the count.
 #[derive(Debug, Clone)]
@@ -24,11 +25,15 @@ impl Default for Calls {
 }
 
 impl Calls {
-    /// Counts a new call until the returned guard is dropped.
-    pub fn start(&self) -> CallGuard {
+    /// Counts a new call from `client` (a name or an address, for the logs)
+    /// until the returned [`Call`] is dropped.
+    pub fn start(&self, client: impl Into<String>) -> Call {
         self.active.send_modify(|n| *n += 1);
-        CallGuard {
+        Call {
             active: Arc::clone(&self.active),
+            client: client.into(),
+            bytes_sent: 0,
+            ended: false,
         }
     }
 
@@ -50,14 +55,40 @@ impl Calls {
     }
 }
 
-/// Marks one call as running; dropping it marks the call as ended.
+/// One call in flight.
+///
+/// Dropping it before [`Call::end`] means the transport dropped the call's
+/// handler or stream: the client went away (cancelled, disconnected, or
+/// timed out). That is logged as `Client went away: {client} after {n}
+/// bytes`.
 #[derive(Debug)]
-pub struct CallGuard {
+pub struct Call {
     active: Arc<watch::Sender<usize>>,
+    client: String,
+    bytes_sent: u64,
+    ended: bool,
 }
 
-impl Drop for CallGuard {
+impl Call {
+    /// Counts `bytes` more of payload as handed to the transport.
+    pub fn sent(&mut self, bytes: usize) {
+        self.bytes_sent += bytes as u64;
+    }
+
+    /// Marks the call as ended by the server, not abandoned by the client.
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for Call {
     fn drop(&mut self) {
+        if !self.ended {
+            info!(
+                "Client went away: {} after {} bytes",
+                self.client, self.bytes_sent
+            );
+        }
         self.active.send_modify(|n| *n -= 1);
     }
 }
@@ -67,11 +98,12 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn counts_calls_until_their_guards_drop() {
+    async fn counts_calls_until_they_drop() {
         let calls = Calls::default();
-        let first = calls.start();
-        let second = calls.start();
+        let mut first = calls.start("a");
+        let second = calls.start("b");
         assert_eq!(calls.active(), 2);
+        first.end();
         drop(first);
         assert_eq!(calls.active(), 1);
 

@@ -44,6 +44,14 @@ pub struct Config {
     #[arg(long, default_value = "0.05", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub chunk_delay: Duration,
 
+    /// `ChatStream` (server streaming): pause after each message.
+    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub chat_stream_delay: Duration,
+
+    /// `Chat` (bidirectional): pause after each reply.
+    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub chat_reply_delay: Duration,
+
     /// How a finished story ends the call: `cancel` (status CANCELLED, as
     /// in the tutorial) or `ok`.
     #[arg(long, value_enum, default_value_t = Finish::Cancel)]
@@ -80,6 +88,8 @@ mod tests {
         assert_eq!(config.chunk_size, 1024);
         assert_eq!(config.chunk_delay, Duration::from_millis(50));
         assert_eq!(config.finish, Finish::Cancel);
+        assert_eq!(config.chat_stream_delay, Duration::from_secs(1));
+        assert_eq!(config.chat_reply_delay, Duration::from_secs(1));
     }
 
     #[test]

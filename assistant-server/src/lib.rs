@@ -22,9 +22,11 @@
 //! Calls whose client has stopped reading cannot be told, so the server
 //! waits at most [`FORCE_EXIT_AFTER`] for them before returning anyway.
 
+pub mod assistant;
 pub mod calls;
+pub mod chat;
 pub mod config;
-pub mod service;
+pub mod greeter;
 pub mod shutdown;
 pub mod story;
 #[cfg(feature = "test-util")]
@@ -37,16 +39,21 @@ use std::{
 };
 
 use anyhow::Context;
-use assistant_proto::assistant::assistant_service_server::AssistantServiceServer;
+use assistant_proto::{
+    assistant::assistant_service_server::AssistantServiceServer,
+    hello_world::greeter_server::GreeterServer, messages::chat_service_server::ChatServiceServer,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
 pub use crate::{
+    assistant::Assistant,
     calls::Calls,
+    chat::Chat,
     config::{Config, Finish},
-    service::Assistant,
+    greeter::Greeting,
     story::Story,
 };
 
@@ -59,6 +66,7 @@ pub const FORCE_EXIT_AFTER: Duration = Duration::from_secs(1);
 pub struct Server {
     listener: TcpListener,
     assistant: Assistant,
+    chat: Chat,
     calls: Calls,
     shutdown: CancellationToken,
 }
@@ -77,9 +85,11 @@ impl Server {
         let calls = Calls::default();
         let shutdown = CancellationToken::new();
         let assistant = Assistant::new(story, &config, calls.clone(), shutdown.clone());
+        let chat = Chat::new(&config, calls.clone(), shutdown.clone());
         Ok(Self {
             listener,
             assistant,
+            chat,
             calls,
             shutdown,
         })
@@ -104,6 +114,7 @@ impl Server {
         let Self {
             listener,
             assistant,
+            chat,
             calls,
             shutdown: token,
         } = self;
@@ -120,6 +131,8 @@ impl Server {
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
             .add_service(AssistantServiceServer::new(assistant))
+            .add_service(GreeterServer::new(Greeting))
+            .add_service(ChatServiceServer::new(chat))
             .serve_with_incoming_shutdown(incoming, signal);
 
         tokio::select! {

@@ -123,12 +123,14 @@ impl TestServer {
     }
 }
 
-/// The tutorial's settings without its pauses: no think-time and no delay
-/// between chunks, so a whole story takes milliseconds.
+/// The tutorials' settings without their pauses: no think-time and no
+/// delays between messages, so a whole story takes milliseconds.
 pub fn fast_config() -> crate::Config {
     crate::Config {
         think_time: std::time::Duration::ZERO,
         chunk_delay: std::time::Duration::ZERO,
+        chat_stream_delay: std::time::Duration::ZERO,
+        chat_reply_delay: std::time::Duration::ZERO,
         ..crate::Config::default()
     }
 }

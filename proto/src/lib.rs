@@ -2,9 +2,10 @@
 //! plus the few helpers that both `assistant-server` and
 //! `assistant-client` share.
 //!
-//! The code under [`assistant`] is generated at build time from
-//! `proto/assistant.proto` by `build.rs`. To read it, open the generated
-//! file `target/debug/build/assistant-proto-*/out/assistant.rs`, or run
+//! The modules [`assistant`], [`hello_world`] and [`messages`] are generated
+//! at build time from the `.proto` files beside `build.rs`, one module per
+//! protobuf package. To read the code, open the generated files
+//! `target/debug/build/assistant-proto-*/out/{package}.rs`, or run
 //! `cargo doc -p assistant-proto --open`.
 
 pub mod seconds;
@@ -20,6 +21,24 @@ pub mod text;
 pub mod assistant {
     #![allow(missing_docs)]
     tonic::include_proto!("assistant");
+}
+
+/// The `hello_world` protobuf package: a unary call.
+///
+/// [`hello_world::greeter_server`] and [`hello_world::greeter_client`] hold
+/// the server trait and the client stub of the `Greeter` service.
+pub mod hello_world {
+    #![allow(missing_docs)]
+    tonic::include_proto!("hello_world");
+}
+
+/// The `messages` protobuf package: the three streaming call shapes.
+///
+/// [`messages::chat_service_server`] and [`messages::chat_service_client`]
+/// hold the server trait and the client stub of the `ChatService`.
+pub mod messages {
+    #![allow(missing_docs)]
+    tonic::include_proto!("messages");
 }
 
 /// The encoded `FileDescriptorSet` of every contract in this crate, for

@@ -1,4 +1,5 @@
-//! The `AssistantService` implementation: the tutorial's `TellStory` call.
+//! The `AssistantService` implementation: the tutorial's `TellStory` call,
+//! a server-streaming call.
 
 use std::{pin::Pin, time::Duration};
 
@@ -13,8 +14,9 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::{
-    calls::{CallGuard, Calls},
+    calls::{Call, Calls},
     config::{Config, Finish},
+    shutdown::pause,
     story::Story,
 };
 
@@ -23,9 +25,6 @@ const PREVIEW_BYTES: usize = 10;
 
 /// The message that ends a finished story under `--finish cancel`.
 pub const STORY_FINISHED: &str = "story finished";
-
-/// The message that ends calls cut short by shutdown.
-pub const SHUTTING_DOWN: &str = "server shutting down";
 
 /// The story-telling service. Cheap to clone: every call shares the story
 /// in memory.
@@ -82,17 +81,13 @@ impl AssistantService for Assistant {
         } = request.into_inner();
         info!("Received story-telling request from {user_name}, {institution}.");
 
-        let progress = Progress {
-            user_name,
-            bytes_sent: 0,
-            done: false,
-            _call: self.calls.start(),
-        };
+        let call = self.calls.start(user_name.clone());
         let stream = tell(
             self.story.clone(),
             self.pacing,
             self.shutdown.clone(),
-            progress,
+            call,
+            user_name,
             institution,
         );
         Ok(Response::new(Box::pin(stream)))
@@ -106,16 +101,16 @@ fn tell(
     story: Story,
     pacing: Pacing,
     shutdown: CancellationToken,
-    mut progress: Progress,
+    mut call: Call,
+    user_name: String,
     institution: String,
 ) -> impl Stream<Item = Result<TellStoryResponse, Status>> + Send + 'static {
     async_stream::stream! {
-        let user_name = progress.user_name.clone();
         let greeting = format!("Hi {user_name} from {institution}! Here's your story:\n\n");
-        yield Ok(progress.send(Bytes::from(greeting)));
+        yield Ok(send(&mut call, Bytes::from(greeting)));
 
         if let Err(status) = pause(pacing.think_time, &shutdown).await {
-            progress.finish();
+            call.end();
             yield Err(status);
             return;
         }
@@ -127,67 +122,26 @@ fn tell(
                 chunk.len(),
                 Escaped(&chunk[..chunk.len().min(PREVIEW_BYTES)])
             );
-            yield Ok(progress.send(chunk));
+            yield Ok(send(&mut call, chunk));
             if let Err(status) = pause(pacing.chunk_delay, &shutdown).await {
-                progress.finish();
+                call.end();
                 yield Err(status);
                 return;
             }
         }
         info!("[EOF]");
-        yield Ok(progress.send(Bytes::from_static(b"\nThat's it! Hope you like the story~\n")));
+        yield Ok(send(&mut call, Bytes::from_static(b"\nThat's it! Hope you like the story~\n")));
 
         info!("Finishes streaming {} for {user_name} from {institution}.", story.name());
-        progress.finish();
+        call.end();
         if pacing.finish == Finish::Cancel {
             yield Err(Status::cancelled(STORY_FINISHED));
         }
     }
 }
 
-/// Waits `delay`, unless shutdown begins first.
-async fn pause(delay: Duration, shutdown: &CancellationToken) -> Result<(), Status> {
-    if !delay.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shutdown.cancelled() => {}
-        }
-    }
-    if shutdown.is_cancelled() {
-        return Err(Status::unavailable(SHUTTING_DOWN));
-    }
-    Ok(())
-}
-
-/// What one call has sent so far. If the stream is dropped before the call
-/// is done, the client went away, and dropping this says so.
-struct Progress {
-    user_name: String,
-    bytes_sent: u64,
-    done: bool,
-    _call: CallGuard,
-}
-
-impl Progress {
-    /// Counts `text` as sent and wraps it in a message.
-    fn send(&mut self, text: Bytes) -> TellStoryResponse {
-        self.bytes_sent += text.len() as u64;
-        TellStoryResponse { text_chunk: text }
-    }
-
-    /// Marks the call as ended by the server, not abandoned by the client.
-    fn finish(&mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if !self.done {
-            info!(
-                "Client went away: {} after {} bytes",
-                self.user_name, self.bytes_sent
-            );
-        }
-    }
+/// Counts `text` as sent and wraps it in a message.
+fn send(call: &mut Call, text: Bytes) -> TellStoryResponse {
+    call.sent(text.len());
+    TellStoryResponse { text_chunk: text }
 }

@@ -1,0 +1,147 @@
+//! What every call has in common: a deadline, Ctrl-C, an output that may
+//! close, and how the call ended.
+
+use std::{future::Future, io, time::Duration};
+
+use assistant_proto::text::Escaped;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tonic::{CancellationHandle, Request, Status};
+use tracing::{error, info};
+
+use crate::ClientError;
+
+/// How a call ended, when it got as far as starting.
+#[derive(Debug)]
+pub enum Ending {
+    /// The server ended the story with CANCELLED, as the tutorial's does.
+    CancelledByServer,
+    /// The call ended with OK.
+    Finished,
+    /// The call ended with any other status, or ran out of time.
+    Failed(Status),
+    /// The user pressed Ctrl-C; the call was cancelled.
+    CancelledByUser,
+    /// Our output closed (for example `| head`); the call was cancelled.
+    OutputClosed,
+}
+
+impl Ending {
+    /// The process exit code for this ending.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Ending::CancelledByServer | Ending::Finished | Ending::OutputClosed => 0,
+            Ending::Failed(_) => 1,
+            // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
+            Ending::CancelledByUser => 130,
+        }
+    }
+
+    /// Logs how a call ended, if it ended badly.
+    pub(crate) fn report(&self) {
+        match self {
+            Ending::Failed(status) => error!(
+                "An error occurred: {}: {}",
+                crate::code_name(status.code()),
+                Escaped(status.message().as_bytes())
+            ),
+            Ending::CancelledByUser => info!("Call cancelled by user."),
+            Ending::CancelledByServer | Ending::Finished | Ending::OutputClosed => {}
+        }
+    }
+}
+
+/// Why a call stopped early.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    Status(Status),
+    Output(io::Error),
+}
+
+impl From<Status> for CallError {
+    fn from(status: Status) -> Self {
+        CallError::Status(status)
+    }
+}
+
+impl From<io::Error> for CallError {
+    fn from(err: io::Error) -> Self {
+        CallError::Output(err)
+    }
+}
+
+/// Wraps `message` in a request that carries `timeout` to the server as
+/// `grpc-timeout`, so the server can stop working on it in time too.
+pub(crate) fn request<T>(message: T, timeout: Option<Duration>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    request
+}
+
+/// Like [`request`], for a call that streams requests. The returned guard
+/// resets the request stream when dropped, unless it has already ended.
+///
+/// Dropping the response alone does not cancel such a call: while the
+/// request stream is still open, HTTP/2 keeps the call alive, and ending
+/// the stream normally would tell the server the client had simply
+/// finished sending. Resetting it (RST_STREAM) cancels the call at once.
+pub(crate) fn streaming_request<S>(
+    stream: S,
+    timeout: Option<Duration>,
+) -> (Request<S>, CancelOnDrop) {
+    let mut request = request(stream, timeout);
+    let guard = CancelOnDrop(request.cancellation_handle());
+    (request, guard)
+}
+
+/// Resets a call's request stream when dropped; see [`streaming_request`].
+pub(crate) struct CancelOnDrop(CancellationHandle);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.clone().cancel();
+    }
+}
+
+/// Runs `call` until it ends, `interrupt` completes (Ctrl-C), or `timeout`
+/// runs out, and says how it ended.
+///
+/// The timeout covers the whole call, to its last message, not only the
+/// response headers as tonic's own timeout does. Ending the call early
+/// drops its response stream, which cancels it on the server.
+pub(crate) async fn run(
+    call: impl Future<Output = Result<(), CallError>>,
+    interrupt: impl Future<Output = ()>,
+    timeout: Option<Duration>,
+) -> Result<Ending, ClientError> {
+    let deadline = async {
+        match timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        result = call => result,
+        () = interrupt => return Ok(Ending::CancelledByUser),
+        () = deadline => Err(CallError::Status(Status::deadline_exceeded(format!(
+            "no answer within --timeout {}s",
+            timeout.unwrap_or_default().as_secs_f64()
+        )))),
+    };
+    match result {
+        Ok(()) => Ok(Ending::Finished),
+        Err(CallError::Status(status)) => Ok(Ending::Failed(status)),
+        Err(CallError::Output(err)) if err.kind() == io::ErrorKind::BrokenPipe => {
+            Ok(Ending::OutputClosed)
+        }
+        Err(CallError::Output(err)) => Err(ClientError::Output(err)),
+    }
+}
+
+/// Writes `text` and a newline, and flushes, so the line shows at once.
+pub(crate) async fn print_line<W: AsyncWrite + Unpin>(out: &mut W, text: &str) -> io::Result<()> {
+    out.write_all(text.as_bytes()).await?;
+    out.write_all(b"\n").await?;
+    out.flush().await
+}

@@ -1,0 +1,139 @@
+//! The three streaming call shapes of the `ChatService`: `ChatStream`
+//! (server streaming), `CollectStream` (client streaming) and `Chat`
+//! (bidirectional).
+
+use std::{future::Future, time::Duration};
+
+use assistant_proto::messages::{ChatMessage, chat_service_client::ChatServiceClient};
+use tokio::{io::AsyncWrite, sync::mpsc};
+use tokio_stream::{Stream, StreamExt, wrappers::UnboundedReceiverStream};
+use tonic::transport::Channel;
+
+use crate::{
+    ClientError,
+    call::{self, Ending, print_line},
+};
+
+fn message(text: impl Into<String>) -> ChatMessage {
+    ChatMessage {
+        message_text: text.into(),
+    }
+}
+
+/// Server streaming: sends `text` once, then prints
+/// `Received message: {text}` for each message the moment it arrives.
+pub async fn chat_stream<W: AsyncWrite + Unpin>(
+    channel: Channel,
+    text: String,
+    timeout: Option<Duration>,
+    mut out: W,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Ending, ClientError> {
+    let mut client = ChatServiceClient::new(channel);
+    let receive = async {
+        let mut replies = client
+            .chat_stream(call::request(message(text), timeout))
+            .await?
+            .into_inner();
+        while let Some(reply) = replies.message().await? {
+            print_line(
+                &mut out,
+                &format!("Received message: {}", reply.message_text),
+            )
+            .await?;
+        }
+        Ok(())
+    };
+    let ending = call::run(receive, interrupt, timeout).await?;
+    ending.report();
+    Ok(ending)
+}
+
+/// Client streaming: streams `texts` to the server, then prints its one
+/// answer, the texts joined by spaces.
+pub async fn collect<W: AsyncWrite + Unpin>(
+    channel: Channel,
+    texts: impl Stream<Item = String> + Send + 'static,
+    timeout: Option<Duration>,
+    mut out: W,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Ending, ClientError> {
+    let mut client = ChatServiceClient::new(channel);
+    let (request, _cancel_on_drop) = call::streaming_request(texts.map(message), timeout);
+    let send = async {
+        let response = client.collect_stream(request).await?.into_inner();
+        print_line(&mut out, &response.message_text).await?;
+        Ok(())
+    };
+    let ending = call::run(send, interrupt, timeout).await?;
+    ending.report();
+    Ok(ending)
+}
+
+/// Bidirectional streaming: sends each of `texts` as the stream yields it,
+/// printing `Client Message: {text}`, while printing
+/// `Received message: {reply}` for each reply the moment it arrives.
+///
+/// Sending and receiving run at once: a reply is printed while later texts
+/// are still to be sent, and `texts` may even wait for a reply before
+/// yielding the next text.
+pub async fn chat<W: AsyncWrite + Unpin>(
+    channel: Channel,
+    texts: impl Stream<Item = String> + Send + 'static,
+    timeout: Option<Duration>,
+    mut out: W,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Ending, ClientError> {
+    let mut client = ChatServiceClient::new(channel);
+    // The transport pulls texts from the request stream as it sends them;
+    // each one is also passed back here to be printed, so that one task
+    // owns `out` and the two kinds of line never tear each other.
+    let (sent_tx, sent_rx) = mpsc::unbounded_channel();
+    let outgoing = texts.map(move |text| {
+        let _ = sent_tx.send(text.clone());
+        message(text)
+    });
+    let (request, _cancel_on_drop) = call::streaming_request(outgoing, timeout);
+    let talk = async {
+        let mut sent = UnboundedReceiverStream::new(sent_rx);
+        let mut replies = client.chat(request).await?.into_inner();
+        let mut sending = true;
+        loop {
+            tokio::select! {
+                // A text is announced before it is encoded, so its line is
+                // always printed before the line of its reply.
+                biased;
+                text = sent.next(), if sending => match text {
+                    Some(text) => print_line(&mut out, &format!("Client Message: {text}")).await?,
+                    None => sending = false,
+                },
+                reply = replies.message() => match reply? {
+                    Some(reply) => {
+                        print_line(&mut out, &format!("Received message: {}", reply.message_text)).await?;
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
+    };
+    let ending = call::run(talk, interrupt, timeout).await?;
+    ending.report();
+    Ok(ending)
+}
+
+/// `texts` as a stream that waits `pause` between items, as the tutorial's
+/// client sleeps between sends.
+pub fn paced(texts: Vec<String>, pause: Duration) -> impl Stream<Item = String> + Send + 'static {
+    let mut first = true;
+    tokio_stream::iter(texts).then(move |text| {
+        let wait = if std::mem::take(&mut first) {
+            Duration::ZERO
+        } else {
+            pause
+        };
+        async move {
+            tokio::time::sleep(wait).await;
+            text
+        }
+    })
+}

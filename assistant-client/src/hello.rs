@@ -1,0 +1,35 @@
+//! `SayHello`: the unary call shape.
+
+use std::{future::Future, time::Duration};
+
+use assistant_proto::hello_world::{HelloRequest, greeter_client::GreeterClient};
+use tokio::io::AsyncWrite;
+use tonic::transport::Channel;
+
+use crate::{
+    ClientError,
+    call::{self, Ending, print_line},
+};
+
+/// Asks the server to greet `name`, and prints its answer to `out`:
+/// `Hello, {name}!`.
+pub async fn say_hello<W: AsyncWrite + Unpin>(
+    channel: Channel,
+    name: String,
+    timeout: Option<Duration>,
+    mut out: W,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Ending, ClientError> {
+    let mut client = GreeterClient::new(channel);
+    let hello = async {
+        let response = client
+            .say_hello(call::request(HelloRequest { name }, timeout))
+            .await?
+            .into_inner();
+        print_line(&mut out, &response.response_text).await?;
+        Ok(())
+    };
+    let ending = call::run(hello, interrupt, timeout).await?;
+    ending.report();
+    Ok(ending)
+}

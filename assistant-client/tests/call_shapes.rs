@@ -1,0 +1,337 @@
+//! The four gRPC call shapes end to end: a real server on a loopback port
+//! with its pauses at zero, and the client's library in the same process.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use assistant_client::{Cli, ClientError, Ending, chat};
+use assistant_server::{
+    Config,
+    test_util::{LogCapture, TestServer, fast_config},
+};
+use tokio::{io::AsyncWrite, sync::watch, time::timeout};
+use tokio_stream::{Stream, StreamExt};
+use tonic::Code;
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Runs `assistant-client --server {server} {args}` and returns what it
+/// printed, and how it ended.
+async fn run(server: &TestServer, args: &[&str]) -> (String, Ending) {
+    let url = server.url();
+    let argv = ["assistant-client", "--server", &url]
+        .into_iter()
+        .chain(args.iter().copied());
+    let cli = Cli::try_parse_args(argv).unwrap();
+    let mut out = Vec::new();
+    let ending = timeout(
+        PATIENCE,
+        assistant_client::run(cli, &mut out, std::future::pending()),
+    )
+    .await
+    .expect("the call should end")
+    .unwrap();
+    (String::from_utf8(out).unwrap(), ending)
+}
+
+/// An output whose text can be awaited while the client is still writing.
+#[derive(Clone)]
+struct Tap(watch::Sender<String>);
+
+impl Tap {
+    fn new() -> Self {
+        Self(watch::channel(String::new()).0)
+    }
+
+    fn text(&self) -> String {
+        self.0.borrow().clone()
+    }
+
+    /// Waits until the output contains `needle`.
+    async fn printed(&self, needle: &str) {
+        let mut rx = self.0.subscribe();
+        rx.wait_for(|text| text.contains(needle)).await.unwrap();
+    }
+}
+
+impl AsyncWrite for Tap {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.0
+            .send_modify(|text| text.push_str(std::str::from_utf8(buf).unwrap()));
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn hello_prints_the_greeting() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let (out, ending) = run(&server, &["hello"]).await;
+    assert_eq!(out, "Hello, Hyeonghwan!\n");
+    assert!(matches!(ending, Ending::Finished), "{ending:?}");
+    let (out, _) = run(&server, &["hello", "--name", "Ferris"]).await;
+    assert_eq!(out, "Hello, Ferris!\n");
+}
+
+#[tokio::test]
+async fn chat_stream_prints_each_message_in_order() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let (out, ending) = run(&server, &["chat-stream"]).await;
+    assert_eq!(
+        out,
+        "Received message: Hello world\n\
+         Received message: This is server streaming grpc\n\
+         Received message: Good bye\n"
+    );
+    assert!(matches!(ending, Ending::Finished), "{ending:?}");
+}
+
+#[tokio::test]
+async fn chat_stream_prints_each_message_the_moment_it_arrives() {
+    // With an hour between the server's messages, the first line can only
+    // be seen if it is printed before the stream ends.
+    let config = Config {
+        chat_stream_delay: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let channel = assistant_client::connect::connect(&server.url(), None)
+        .await
+        .unwrap();
+    let tap = Tap::new();
+    let interrupt = {
+        let tap = tap.clone();
+        async move { tap.printed("Received message: Hello world\n").await }
+    };
+    let ending = timeout(
+        PATIENCE,
+        chat::chat_stream(channel, "start".into(), None, tap.clone(), interrupt),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(matches!(ending, Ending::CancelledByUser), "{ending:?}");
+    assert_eq!(tap.text(), "Received message: Hello world\n");
+}
+
+#[tokio::test]
+async fn collect_prints_the_texts_joined_by_spaces() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let (out, ending) = run(&server, &["collect"]).await;
+    assert_eq!(out, "msg1 msg2 msg3\n");
+    assert!(matches!(ending, Ending::Finished), "{ending:?}");
+    let (out, _) = run(&server, &["collect", "one", "two words", "three"]).await;
+    assert_eq!(out, "one two words three\n");
+}
+
+#[tokio::test]
+async fn collect_of_an_empty_stream_is_an_empty_text_with_status_ok() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let channel = assistant_client::connect::connect(&server.url(), None)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let ending = chat::collect(
+        channel,
+        tokio_stream::empty(),
+        None,
+        &mut out,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(ending, Ending::Finished), "{ending:?}");
+    assert_eq!(out, b"\n");
+}
+
+const CHAT_TEXTS: [&str; 3] = [
+    "Hello grpc!",
+    "This is Bidirectional Streaming RPC!",
+    "Is it working good?",
+];
+
+/// The texts to send, each held back until the reply to the one before
+/// has been printed.
+fn lockstep(tap: Tap) -> impl Stream<Item = String> + Send + 'static {
+    tokio_stream::iter(CHAT_TEXTS.iter().enumerate()).then(move |(i, text)| {
+        let tap = tap.clone();
+        async move {
+            if i > 0 {
+                tap.printed(&format!(
+                    "Received message: Received: {}\n",
+                    CHAT_TEXTS[i - 1]
+                ))
+                .await;
+            }
+            text.to_string()
+        }
+    })
+}
+
+#[tokio::test]
+async fn chat_is_truly_bidirectional_reply_n_arrives_before_text_n_plus_1_is_sent() {
+    let (logs, _guard) = LogCapture::install();
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let channel = assistant_client::connect::connect(&server.url(), None)
+        .await
+        .unwrap();
+    let tap = Tap::new();
+    // A client that sent everything before reading would never see a reply
+    // here, so `lockstep` would never yield its second text.
+    let ending = timeout(
+        PATIENCE,
+        chat::chat(
+            channel,
+            lockstep(tap.clone()),
+            None,
+            tap.clone(),
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("a reply arrives while the client is still sending")
+    .unwrap();
+    assert!(matches!(ending, Ending::Finished), "{ending:?}");
+    assert_eq!(
+        tap.text(),
+        "Client Message: Hello grpc!\n\
+         Received message: Received: Hello grpc!\n\
+         Client Message: This is Bidirectional Streaming RPC!\n\
+         Received message: Received: This is Bidirectional Streaming RPC!\n\
+         Client Message: Is it working good?\n\
+         Received message: Received: Is it working good?\n"
+    );
+    let server_lines: Vec<String> = logs
+        .messages()
+        .into_iter()
+        .filter(|m| m.starts_with("Client Message: "))
+        .collect();
+    assert_eq!(
+        server_lines,
+        [
+            "Client Message: Hello grpc!",
+            "Client Message: This is Bidirectional Streaming RPC!",
+            "Client Message: Is it working good?",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn chat_from_the_command_line_prints_each_text_before_its_reply() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let (out, ending) = run(&server, &["chat", "--send-delay", "0", "a", "b", "c"]).await;
+    assert!(matches!(ending, Ending::Finished), "{ending:?}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    for text in ["a", "b", "c"] {
+        let sent = lines
+            .iter()
+            .position(|l| *l == format!("Client Message: {text}"));
+        let received = lines
+            .iter()
+            .position(|l| *l == format!("Received message: Received: {text}"));
+        assert!(sent.unwrap() < received.unwrap(), "{out}");
+    }
+}
+
+#[tokio::test]
+async fn cancelling_mid_chat_is_noticed_by_the_server_which_stops() {
+    let (logs, _guard) = LogCapture::install();
+    // The server pauses an hour after each reply: the call can only end
+    // early if the server notices the client leave.
+    let config = Config {
+        chat_reply_delay: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let channel = assistant_client::connect::connect(&server.url(), None)
+        .await
+        .unwrap();
+    let tap = Tap::new();
+    let texts = tokio_stream::iter(["one".to_owned()]).chain(tokio_stream::pending());
+    let interrupt = {
+        let tap = tap.clone();
+        async move { tap.printed("Received message: Received: one\n").await }
+    };
+    let ending = timeout(
+        PATIENCE,
+        chat::chat(channel, texts, None, tap.clone(), interrupt),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(matches!(ending, Ending::CancelledByUser), "{ending:?}");
+    assert_eq!(ending.exit_code(), 130);
+
+    timeout(PATIENCE, server.calls.idle())
+        .await
+        .expect("the server ends the chat when the client leaves");
+    let messages = logs.messages();
+    assert!(
+        messages.iter().any(|m| m == "Call cancelled by user."),
+        "{messages:#?}"
+    );
+    // 13 bytes: the one reply sent, "Received: one".
+    assert!(
+        messages.iter().any(
+            |m| m.starts_with("Client went away: 127.0.0.1:") && m.ends_with(" after 13 bytes")
+        ),
+        "{messages:#?}"
+    );
+}
+
+#[tokio::test]
+async fn timeout_covers_the_whole_stream_not_just_its_start() {
+    // The first message arrives at once; the second an hour later. A
+    // timeout that only covered the response headers would never fire.
+    let config = Config {
+        chat_stream_delay: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let (out, ending) = run(&server, &["chat-stream", "--timeout", "0.3"]).await;
+    assert_eq!(out, "Received message: Hello world\n");
+    let Ending::Failed(status) = &ending else {
+        panic!("expected a deadline error, got {ending:?}");
+    };
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert_eq!(ending.exit_code(), 1);
+    timeout(PATIENCE, server.calls.idle())
+        .await
+        .expect("the server stops working on the abandoned call");
+}
+
+#[tokio::test]
+async fn every_subcommand_reports_an_unreachable_server_in_one_line() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let server = format!("127.0.0.1:{port}");
+    for subcommand in ["story", "hello", "chat-stream", "collect", "chat"] {
+        let cli =
+            Cli::try_parse_args(["assistant-client", subcommand, "--server", &server]).unwrap();
+        let err = assistant_client::run(cli, Vec::new(), std::future::pending())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Unreachable { .. }),
+            "{subcommand}: {err:?}"
+        );
+        assert!(!err.to_string().contains('\n'));
+    }
+}
