@@ -16,7 +16,8 @@ pub mod typing;
 use std::future::Future;
 
 use tokio::io::AsyncWrite;
-use tonic::Code;
+
+pub use assistant_proto::codes::code_name;
 
 pub use crate::{
     call::Ending,
@@ -81,29 +82,5 @@ pub async fn run<W: AsyncWrite + Unpin>(
             )
             .await
         }
-    }
-}
-
-/// The canonical name of a status code, such as `UNAVAILABLE`, as gRPC's
-/// other implementations print it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

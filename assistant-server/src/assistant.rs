@@ -9,15 +9,14 @@ use assistant_proto::{
 };
 use bytes::Bytes;
 use tokio_stream::Stream;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::{
-    calls::{Call, Calls},
+    calls::CallContext,
     config::{Config, Finish},
-    shutdown::pause,
     story::Story,
+    validate,
 };
 
 /// How many bytes of each chunk the `Read ...` log line shows.
@@ -32,8 +31,6 @@ pub const STORY_FINISHED: &str = "story finished";
 pub struct Assistant {
     story: Story,
     pacing: Pacing,
-    calls: Calls,
-    shutdown: CancellationToken,
 }
 
 /// The settings that shape one call's stream.
@@ -46,10 +43,8 @@ struct Pacing {
 }
 
 impl Assistant {
-    /// A service that tells `story` as `config` says, counting its calls in
-    /// `calls`. Cancelling `shutdown` ends every call in flight with
-    /// UNAVAILABLE.
-    pub fn new(story: Story, config: &Config, calls: Calls, shutdown: CancellationToken) -> Self {
+    /// A service that tells `story` as `config` says.
+    pub fn new(story: Story, config: &Config) -> Self {
         Self {
             story,
             pacing: Pacing {
@@ -58,8 +53,6 @@ impl Assistant {
                 chunk_delay: config.chunk_delay,
                 finish: config.finish,
             },
-            calls,
-            shutdown,
         }
     }
 }
@@ -75,17 +68,19 @@ impl AssistantService for Assistant {
         &self,
         request: Request<TellStoryRequest>,
     ) -> Result<Response<Self::TellStoryStream>, Status> {
+        let call = CallContext::of(&request);
         let TellStoryRequest {
             user_name,
             institution,
         } = request.into_inner();
+        validate::name("user_name", &user_name)?;
+        validate::name("institution", &institution)?;
+        call.identify(&user_name);
         info!("Received story-telling request from {user_name}, {institution}.");
 
-        let call = self.calls.start(user_name.clone());
         let stream = tell(
             self.story.clone(),
             self.pacing,
-            self.shutdown.clone(),
             call,
             user_name,
             institution,
@@ -96,24 +91,19 @@ impl AssistantService for Assistant {
 
 /// The messages of one call, produced lazily: each is made only when the
 /// transport asks for it, so HTTP/2 flow control paces the story, and
-/// dropping the stream (the client went away) stops it at once.
+/// dropping the stream (the client went away, the deadline passed, the
+/// server is shutting down) stops it at once.
 fn tell(
     story: Story,
     pacing: Pacing,
-    shutdown: CancellationToken,
-    mut call: Call,
+    call: CallContext,
     user_name: String,
     institution: String,
 ) -> impl Stream<Item = Result<TellStoryResponse, Status>> + Send + 'static {
     async_stream::stream! {
         let greeting = format!("Hi {user_name} from {institution}! Here's your story:\n\n");
-        yield Ok(send(&mut call, Bytes::from(greeting)));
-
-        if let Err(status) = pause(pacing.think_time, &shutdown).await {
-            call.end();
-            yield Err(status);
-            return;
-        }
+        yield Ok(send(&call, Bytes::from(greeting)));
+        pause(pacing.think_time).await;
 
         info!("Start streaming {}", story.name());
         for chunk in story.chunks(pacing.chunk_size) {
@@ -122,18 +112,13 @@ fn tell(
                 chunk.len(),
                 Escaped(&chunk[..chunk.len().min(PREVIEW_BYTES)])
             );
-            yield Ok(send(&mut call, chunk));
-            if let Err(status) = pause(pacing.chunk_delay, &shutdown).await {
-                call.end();
-                yield Err(status);
-                return;
-            }
+            yield Ok(send(&call, chunk));
+            pause(pacing.chunk_delay).await;
         }
         info!("[EOF]");
-        yield Ok(send(&mut call, Bytes::from_static(b"\nThat's it! Hope you like the story~\n")));
+        yield Ok(send(&call, Bytes::from_static(b"\nThat's it! Hope you like the story~\n")));
 
         info!("Finishes streaming {} for {user_name} from {institution}.", story.name());
-        call.end();
         if pacing.finish == Finish::Cancel {
             yield Err(Status::cancelled(STORY_FINISHED));
         }
@@ -141,7 +126,14 @@ fn tell(
 }
 
 /// Counts `text` as sent and wraps it in a message.
-fn send(call: &mut Call, text: Bytes) -> TellStoryResponse {
+fn send(call: &CallContext, text: Bytes) -> TellStoryResponse {
     call.sent(text.len());
     TellStoryResponse { text_chunk: text }
+}
+
+/// Waits `delay`; no timer at all for zero.
+pub(crate) async fn pause(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 }

@@ -1,22 +1,17 @@
 //! The `ChatService`: the server-streaming, client-streaming and
 //! bidirectional-streaming call shapes, as the second tutorial shows them.
 
-use std::{net::SocketAddr, pin::Pin, time::Duration};
+use std::{pin::Pin, time::Duration};
 
 use assistant_proto::{
     messages::{ChatMessage, chat_service_server::ChatService},
     text::Escaped,
 };
 use tokio_stream::Stream;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
 
-use crate::{
-    calls::Calls,
-    config::Config,
-    shutdown::{SHUTTING_DOWN, pause},
-};
+use crate::{assistant::pause, calls::CallContext, config::Config};
 
 /// What `ChatStream` answers, whatever it is asked.
 pub const CHAT_STREAM_TEXTS: [&str; 3] =
@@ -27,45 +22,69 @@ pub const CHAT_STREAM_TEXTS: [&str; 3] =
 pub struct Chat {
     stream_delay: Duration,
     reply_delay: Duration,
-    calls: Calls,
-    shutdown: CancellationToken,
+    limits: StreamLimits,
 }
 
 impl Chat {
-    /// A chat service paced as `config` says, counting its calls in
-    /// `calls`. Cancelling `shutdown` ends its streams with UNAVAILABLE.
-    pub fn new(config: &Config, calls: Calls, shutdown: CancellationToken) -> Self {
+    /// A chat service paced and limited as `config` says.
+    pub fn new(config: &Config) -> Self {
         Self {
             stream_delay: config.chat_stream_delay,
             reply_delay: config.chat_reply_delay,
-            calls,
-            shutdown,
+            limits: StreamLimits {
+                max_messages: config.max_stream_messages,
+                max_bytes: config.max_stream_bytes,
+            },
         }
+    }
+}
+
+/// How much one client stream may send.
+#[derive(Debug, Clone, Copy)]
+struct StreamLimits {
+    max_messages: u64,
+    max_bytes: u64,
+}
+
+/// Counts a client stream against its [`StreamLimits`].
+#[derive(Debug)]
+struct Intake {
+    limits: StreamLimits,
+    messages: u64,
+    bytes: u64,
+}
+
+impl Intake {
+    fn new(limits: StreamLimits) -> Self {
+        Self {
+            limits,
+            messages: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Counts `message`; RESOURCE_EXHAUSTED once the stream is over a limit.
+    fn admit(&mut self, message: &ChatMessage) -> Result<(), Status> {
+        self.messages += 1;
+        self.bytes += message.message_text.len() as u64;
+        if self.messages > self.limits.max_messages {
+            return Err(Status::resource_exhausted(format!(
+                "a stream may send at most {} messages",
+                self.limits.max_messages
+            )));
+        }
+        if self.bytes > self.limits.max_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "a stream may send at most {} bytes of text",
+                self.limits.max_bytes
+            )));
+        }
+        Ok(())
     }
 }
 
 /// A stream of chat messages answering one call.
 pub type ChatMessages = Pin<Box<dyn Stream<Item = Result<ChatMessage, Status>> + Send>>;
-
-/// Who made a call, for the logs.
-fn peer<T>(request: &Request<T>) -> String {
-    request
-        .remote_addr()
-        .as_ref()
-        .map_or_else(|| "unknown peer".to_owned(), SocketAddr::to_string)
-}
-
-/// The next message from the client: `None` once it has finished sending,
-/// UNAVAILABLE if shutdown begins while waiting.
-async fn next(
-    incoming: &mut Streaming<ChatMessage>,
-    shutdown: &CancellationToken,
-) -> Result<Option<ChatMessage>, Status> {
-    tokio::select! {
-        received = incoming.message() => received,
-        () = shutdown.cancelled() => Err(Status::unavailable(SHUTTING_DOWN)),
-    }
-}
 
 fn message(text: impl Into<String>) -> ChatMessage {
     ChatMessage {
@@ -82,19 +101,14 @@ impl ChatService for Chat {
         &self,
         request: Request<ChatMessage>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
-        let mut call = self.calls.start(peer(&request));
-        let (delay, shutdown) = (self.stream_delay, self.shutdown.clone());
+        let call = CallContext::of(&request);
+        let delay = self.stream_delay;
         let stream = async_stream::stream! {
             for text in CHAT_STREAM_TEXTS {
                 call.sent(text.len());
                 yield Ok(message(text));
-                if let Err(status) = pause(delay, &shutdown).await {
-                    call.end();
-                    yield Err(status);
-                    return;
-                }
+                pause(delay).await;
             }
-            call.end();
         };
         Ok(Response::new(Box::pin(stream)))
     }
@@ -104,24 +118,16 @@ impl ChatService for Chat {
         &self,
         request: Request<Streaming<ChatMessage>>,
     ) -> Result<Response<ChatMessage>, Status> {
-        let mut call = self.calls.start(peer(&request));
+        let call = CallContext::of(&request);
         let mut incoming = request.into_inner();
+        let mut intake = Intake::new(self.limits);
         let mut texts = Vec::new();
-        loop {
-            match next(&mut incoming, &self.shutdown).await {
-                Ok(Some(received)) => texts.push(received.message_text),
-                Ok(None) => break,
-                Err(status) => {
-                    if self.shutdown.is_cancelled() {
-                        call.end();
-                    }
-                    return Err(status);
-                }
-            }
+        while let Some(received) = incoming.message().await? {
+            intake.admit(&received)?;
+            texts.push(received.message_text);
         }
         let joined = texts.join(" ");
         call.sent(joined.len());
-        call.end();
         Ok(Response::new(message(joined)))
     }
 
@@ -132,39 +138,56 @@ impl ChatService for Chat {
         &self,
         request: Request<Streaming<ChatMessage>>,
     ) -> Result<Response<Self::ChatStream>, Status> {
-        let mut call = self.calls.start(peer(&request));
+        let call = CallContext::of(&request);
         let mut incoming = request.into_inner();
-        let (delay, shutdown) = (self.reply_delay, self.shutdown.clone());
+        let mut intake = Intake::new(self.limits);
+        let delay = self.reply_delay;
         let stream = async_stream::stream! {
             loop {
-                match next(&mut incoming, &shutdown).await {
-                    Ok(Some(received)) => {
-                        let text = received.message_text;
-                        info!("Client Message: {}", Escaped(text.as_bytes()));
-                        let reply = format!("Received: {text}");
-                        call.sent(reply.len());
-                        yield Ok(message(reply));
-                        if let Err(status) = pause(delay, &shutdown).await {
-                            call.end();
-                            yield Err(status);
-                            return;
-                        }
-                    }
+                let received = match incoming.message().await {
                     // The client finished sending: the conversation is over.
                     Ok(None) => break,
-                    // Shutdown, or the client's side of the call broke (it is
-                    // then logged as gone when `call` drops).
+                    Ok(Some(received)) => received,
                     Err(status) => {
-                        if shutdown.is_cancelled() {
-                            call.end();
-                        }
                         yield Err(status);
-                        return;
+                        break;
                     }
+                };
+                if let Err(status) = intake.admit(&received) {
+                    yield Err(status);
+                    break;
                 }
+                let text = received.message_text;
+                info!("Client Message: {}", Escaped(text.as_bytes()));
+                let reply = format!("Received: {text}");
+                call.sent(reply.len());
+                yield Ok(message(reply));
+                pause(delay).await;
             }
-            call.end();
         };
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intake_refuses_past_either_limit() {
+        let limits = StreamLimits {
+            max_messages: 2,
+            max_bytes: 10,
+        };
+        let mut intake = Intake::new(limits);
+        assert!(intake.admit(&message("abc")).is_ok());
+        assert!(intake.admit(&message("def")).is_ok());
+        let status = intake.admit(&message("g")).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+
+        let mut intake = Intake::new(limits);
+        assert!(intake.admit(&message("0123456789")).is_ok());
+        let status = intake.admit(&message("x")).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     }
 }

@@ -52,6 +52,50 @@ pub struct Config {
     #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub chat_reply_delay: Duration,
 
+    /// On SIGINT or SIGTERM, how long calls in flight may take to finish
+    /// before the server ends them with UNAVAILABLE.
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub shutdown_grace: Duration,
+
+    /// Calls at most, at once, across all connections; past it calls are
+    /// refused with RESOURCE_EXHAUSTED. Health checks and reflection are
+    /// exempt.
+    #[arg(long, default_value_t = 16_384, value_name = "CALLS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_calls: usize,
+
+    /// HTTP/2 streams (calls) at most on one connection at once; clients
+    /// wait for a free one, and a stream past it is refused.
+    #[arg(long, default_value_t = 1024, value_name = "STREAMS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_streams: u32,
+
+    /// Messages at most in one client stream (`CollectStream`, `Chat`).
+    #[arg(long, default_value_t = 10_000, value_name = "MESSAGES")]
+    pub max_stream_messages: u64,
+
+    /// Bytes of text at most in one client stream (`CollectStream`, `Chat`).
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub max_stream_bytes: u64,
+
+    /// Ping each connection this often (HTTP/2 keepalive) to find dead
+    /// peers.
+    #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub keepalive_interval: Duration,
+
+    /// Close a connection whose peer does not answer a keepalive ping in
+    /// this long.
+    #[arg(long, default_value = "20", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub keepalive_timeout: Duration,
+
+    /// Close a connection that sends nothing for this long after it opens.
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub handshake_timeout: Duration,
+
+    /// How logs are written to stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// How a finished story ends the call: `cancel` (status CANCELLED, as
     /// in the tutorial) or `ok`.
     #[arg(long, value_enum, default_value_t = Finish::Cancel)]
@@ -63,6 +107,15 @@ impl Default for Config {
         // The flags' defaults are the one source of truth.
         Self::parse_from(["assistant-server"])
     }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the call's span fields.
+    Json,
 }
 
 /// How the server ends a call once the whole story has been sent.
@@ -90,6 +143,10 @@ mod tests {
         assert_eq!(config.finish, Finish::Cancel);
         assert_eq!(config.chat_stream_delay, Duration::from_secs(1));
         assert_eq!(config.chat_reply_delay, Duration::from_secs(1));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.max_stream_messages, 10_000);
+        assert_eq!(config.max_stream_bytes, 1024 * 1024);
+        assert_eq!(config.log_format, LogFormat::Text);
     }
 
     #[test]
@@ -123,6 +180,9 @@ mod tests {
             &["--think-time", "soon"],
             &["--addr", "nowhere"],
             &["--finish", "maybe"],
+            &["--max-calls", "0"],
+            &["--max-concurrent-streams", "0"],
+            &["--log-format", "xml"],
         ] {
             let argv = std::iter::once("assistant-server").chain(args.iter().copied());
             assert!(

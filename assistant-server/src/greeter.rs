@@ -3,6 +3,8 @@
 use assistant_proto::hello_world::{HelloRequest, HelloResponse, greeter_server::Greeter};
 use tonic::{Request, Response, Status};
 
+use crate::validate;
+
 /// Answers `SayHello` with `Hello, {name}!`.
 #[derive(Debug, Clone, Default)]
 pub struct Greeting;
@@ -14,6 +16,7 @@ impl Greeter for Greeting {
         request: Request<HelloRequest>,
     ) -> Result<Response<HelloResponse>, Status> {
         let HelloRequest { name } = request.into_inner();
+        validate::name("name", &name)?;
         Ok(Response::new(HelloResponse {
             response_text: format!("Hello, {name}!"),
         }))

@@ -15,22 +15,40 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # What it serves
+//! On one port: `assistant.AssistantService`, `hello_world.Greeter` and
+//! `messages.ChatService`; the standard health service
+//! `grpc.health.v1.Health`, SERVING for `""` and for each service; and
+//! server reflection (`grpc.reflection.v1` and `v1alpha`) describing all of
+//! them, so tools such as grpcurl need no `.proto` files.
+//!
 //! # Shutdown
-//! [`Server::serve`] runs until its `shutdown` future completes. Then the
-//! server stops accepting connections and every call in flight ends with
-//! UNAVAILABLE `server shutting down` after the bytes it already sent.
-//! Calls whose client has stopped reading cannot be told, so the server
-//! waits at most [`FORCE_EXIT_AFTER`] for them before returning anyway.
+//! [`Server::serve`] runs until its `shutdown` future completes. Then:
+//! 1. health turns NOT_SERVING, the server stops accepting connections and
+//!    tells clients (HTTP/2 GOAWAY) to start no new calls, and health
+//!    watches and reflection streams end;
+//! 2. calls in flight get `--shutdown-grace` to finish;
+//! 3. calls still running are ended with UNAVAILABLE `server shutting
+//!    down`, after the bytes they already sent;
+//! 4. connections still open, such as those whose client stopped reading,
+//!    are closed;
+//! 5. it logs how many calls finished and how many it ended, and returns.
+//!
+//! tonic's own graceful shutdown would wait for every open stream with no
+//! limit; each step above is bounded.
 
 pub mod assistant;
 pub mod calls;
 pub mod chat;
 pub mod config;
+pub mod conn;
 pub mod greeter;
+pub mod middleware;
 pub mod shutdown;
 pub mod story;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+pub mod validate;
 
 use std::{
     future::Future,
@@ -44,31 +62,36 @@ use assistant_proto::{
     hello_world::greeter_server::GreeterServer, messages::chat_service_server::ChatServiceServer,
 };
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
+use tonic::{server::NamedService, transport::server::TcpIncoming};
+use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 pub use crate::{
     assistant::Assistant,
-    calls::Calls,
+    calls::{CallContext, Calls},
     chat::Chat,
-    config::{Config, Finish},
+    config::{Config, Finish, LogFormat},
     greeter::Greeting,
     story::Story,
 };
+use crate::{
+    conn::{Incoming, Killer},
+    middleware::{CallLayer, Endings},
+    validate::MAX_REQUEST_BYTES,
+};
 
-/// How long [`Server::serve`] waits, once shutdown begins, for connections
-/// whose calls cannot end because their client stopped reading.
-pub const FORCE_EXIT_AFTER: Duration = Duration::from_secs(1);
+/// How long shutdown waits for ended calls to flush their last bytes and
+/// for connections to close by themselves, before closing them.
+pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
 /// A server bound to its address, ready to serve.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
-    assistant: Assistant,
-    chat: Chat,
+    config: Config,
+    story: Story,
     calls: Calls,
-    shutdown: CancellationToken,
+    killer: Killer,
 }
 
 impl Server {
@@ -82,16 +105,12 @@ impl Server {
             None => Story::alice(),
         };
         let listener = listen(config.addr).await?;
-        let calls = Calls::default();
-        let shutdown = CancellationToken::new();
-        let assistant = Assistant::new(story, &config, calls.clone(), shutdown.clone());
-        let chat = Chat::new(&config, calls.clone(), shutdown.clone());
         Ok(Self {
             listener,
-            assistant,
-            chat,
-            calls,
-            shutdown,
+            config,
+            story,
+            calls: Calls::default(),
+            killer: Killer::default(),
         })
     }
 
@@ -103,9 +122,16 @@ impl Server {
             .expect("a bound TCP listener has a local address")
     }
 
-    /// The count of calls in flight.
+    /// The count of application calls in flight.
     pub fn calls(&self) -> Calls {
         self.calls.clone()
+    }
+
+    /// Closes every connection at once, as a crash would (but without
+    /// ending the process): for tests of what clients do when a server
+    /// dies.
+    pub fn killer(&self) -> Killer {
+        self.killer.clone()
     }
 
     /// Serves until `shutdown` completes, then shuts down as the
@@ -113,38 +139,150 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Self {
             listener,
-            assistant,
-            chat,
+            config,
+            story,
             calls,
-            shutdown: token,
+            killer,
         } = self;
-        info!("Server started on port {}", listener.local_addr()?.port());
+        let port = listener.local_addr()?.port();
+        let endings = Endings::default();
 
-        let signal = {
-            let token = token.clone();
-            async move {
-                shutdown.await;
-                info!(active_calls = calls.active(), "Shutting down");
-                token.cancel();
-            }
-        };
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = tonic::transport::Server::builder()
-            .add_service(AssistantServiceServer::new(assistant))
-            .add_service(GreeterServer::new(Greeting))
-            .add_service(ChatServiceServer::new(chat))
-            .serve_with_incoming_shutdown(incoming, signal);
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let services = [
+            AssistantServiceServer::<Assistant>::NAME,
+            GreeterServer::<Greeting>::NAME,
+            ChatServiceServer::<Chat>::NAME,
+        ];
+        for service in services {
+            health
+                .set_service_status(service, ServingStatus::Serving)
+                .await;
+        }
+
+        let (stop_accepting, stopped_accepting) = tokio::sync::oneshot::channel::<()>();
+        let incoming = Incoming::new(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            killer.clone(),
+            config.handshake_timeout,
+        );
+        let router = tonic::transport::Server::builder()
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .http2_keepalive_interval(Some(config.keepalive_interval))
+            .http2_keepalive_timeout(Some(config.keepalive_timeout))
+            .layer(CallLayer::new(
+                calls.clone(),
+                config.max_calls,
+                endings.clone(),
+            ))
+            .add_service(health_service)
+            .add_service(reflection_v1()?)
+            .add_service(reflection_v1alpha()?)
+            .add_service(
+                AssistantServiceServer::new(Assistant::new(story, &config))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(GreeterServer::new(Greeting).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(
+                ChatServiceServer::new(Chat::new(&config))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            );
+        let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped_accepting.await;
+        }));
+        info!("Server started on port {port}");
 
         tokio::select! {
-            result = server => result.context("server failed")?,
-            () = async {
-                token.cancelled().await;
-                tokio::time::sleep(FORCE_EXIT_AFTER).await;
-            } => warn!("Connections still open after {FORCE_EXIT_AFTER:?}; closing them"),
+            result = &mut server => {
+                return result.context("server task failed")?.context("server failed");
+            }
+            () = shutdown => {}
         }
-        info!("Server stopped");
+
+        // 1. Refuse new work, and let health watches and reflection go.
+        let in_flight = calls.active();
+        info!(
+            calls_in_flight = in_flight,
+            grace_s = config.shutdown_grace.as_secs_f64(),
+            "Shutting down: accepting no new calls"
+        );
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for service in services {
+            health
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = stop_accepting.send(());
+        endings.infrastructure.cancel();
+
+        // 2. and 3. The grace period, then end what is left.
+        if tokio::time::timeout(config.shutdown_grace, calls.idle())
+            .await
+            .is_err()
+        {
+            info!(
+                calls_in_flight = calls.active(),
+                "Grace period over: ending the calls still running"
+            );
+            endings.application.cancel();
+            let _ = tokio::time::timeout(SHUTDOWN_FLUSH, calls.idle()).await;
+        }
+
+        // 4. Connections close by themselves once their calls are done;
+        // close the rest, such as those stuck on a client that stopped
+        // reading.
+        if tokio::time::timeout(SHUTDOWN_FLUSH, &mut server)
+            .await
+            .is_err()
+        {
+            warn!("Closing connections that are still open");
+            endings.application.cancel();
+            killer.kill();
+            if tokio::time::timeout(SHUTDOWN_FLUSH, &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+
+        // 5. Account for every call that was in flight.
+        let ended = calls.ended_by_shutdown();
+        let finished = (in_flight as u64).saturating_sub(ended);
+        info!(
+            finished,
+            ended, "Server stopped: {finished} calls finished, {ended} ended by shutdown"
+        );
         Ok(())
     }
+}
+
+/// gRPC server reflection, `grpc.reflection.v1`, describing every service
+/// served, the health service included.
+fn reflection_v1() -> anyhow::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(assistant_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the reflection service")
+}
+
+/// The same as [`reflection_v1`], for tools that still speak `v1alpha`.
+fn reflection_v1alpha() -> anyhow::Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(assistant_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("cannot build the reflection service")
 }
 
 /// Binds `addr`. On a host without IPv6, the unspecified IPv6 address
@@ -152,7 +290,7 @@ impl Server {
 async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     match TcpListener::bind(addr).await {
         Ok(listener) => Ok(listener),
-        Err(err) if addr.ip() == Ipv6Addr::UNSPECIFIED && is_no_ipv6(&err) => {
+        Err(err) if addr.ip() == Ipv6Addr::UNSPECIFIED && may_work_on_ipv4(&err) => {
             let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
             warn!("IPv6 is not available ({err}); listening on {v4} instead");
             TcpListener::bind(v4)
@@ -166,7 +304,7 @@ async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// Whether a failed bind of `[::]` may work on IPv4. A port in use or a
 /// privileged port would fail the same way there, and the first error
 /// explains it better.
-fn is_no_ipv6(err: &std::io::Error) -> bool {
+fn may_work_on_ipv4(err: &std::io::Error) -> bool {
     !matches!(
         err.kind(),
         std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied

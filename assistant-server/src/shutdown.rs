@@ -29,27 +29,3 @@ pub async fn signal() {
         () = terminate => {}
     }
 }
-
-/// The status message of calls cut short by shutdown.
-pub const SHUTTING_DOWN: &str = "server shutting down";
-
-/// Waits `delay`, unless shutdown begins first; then fails with UNAVAILABLE
-/// `server shutting down`, for the caller to end its call with.
-///
-/// tonic's graceful shutdown waits for every open stream with no limit of
-/// its own, so every stream that pauses must watch `shutdown` itself.
-pub async fn pause(
-    delay: std::time::Duration,
-    shutdown: &tokio_util::sync::CancellationToken,
-) -> Result<(), tonic::Status> {
-    if !delay.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shutdown.cancelled() => {}
-        }
-    }
-    if shutdown.is_cancelled() {
-        return Err(tonic::Status::unavailable(SHUTTING_DOWN));
-    }
-    Ok(())
-}

@@ -39,18 +39,44 @@ impl LogCapture {
         String::from_utf8_lossy(&buf).into_owned()
     }
 
-    /// The logged messages, one per line, without their level.
+    /// The logged messages, one per line, without their level or the
+    /// spans they were logged in (such as `call{method=.. peer=..}: `).
     pub fn messages(&self) -> Vec<String> {
-        self.contents()
-            .lines()
-            .map(|line| {
-                let line = line.trim_start();
-                line.split_once(' ')
-                    .map_or(line, |(_level, rest)| rest.trim_start())
-                    .to_owned()
-            })
-            .collect()
+        self.contents().lines().map(message_of).collect()
     }
+}
+
+/// The message of one formatted log line.
+fn message_of(line: &str) -> String {
+    let line = line.trim_start();
+    let mut rest = line
+        .split_once(' ')
+        .map_or(line, |(_level, rest)| rest.trim_start());
+    // Span contexts: `name{fields}: ` or `name: `, possibly several.
+    loop {
+        let Some(head_end) = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')) else {
+            break;
+        };
+        let (head, tail) = rest.split_at(head_end);
+        if head.is_empty() {
+            break;
+        }
+        if let Some(after) = tail.strip_prefix(": ") {
+            if head == "call" {
+                rest = after;
+                continue;
+            }
+            break;
+        }
+        match tail
+            .strip_prefix('{')
+            .and_then(|fields| fields.split_once("}: "))
+        {
+            Some((_, after)) => rest = after,
+            None => break,
+        }
+    }
+    rest.to_owned()
 }
 
 impl io::Write for LogCapture {
@@ -80,6 +106,7 @@ pub struct TestServer {
     pub addr: std::net::SocketAddr,
     /// Its count of calls in flight.
     pub calls: crate::Calls,
+    killer: crate::conn::Killer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -96,6 +123,7 @@ impl TestServer {
         let server = crate::Server::bind(config).await?;
         let addr = server.local_addr();
         let calls = server.calls();
+        let killer = server.killer();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async {
             let _ = stopped.await;
@@ -103,6 +131,7 @@ impl TestServer {
         Ok(Self {
             addr,
             calls,
+            killer,
             stop: Some(stop),
             task,
         })
@@ -113,16 +142,29 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
-    /// Begins shutdown, as a signal would, and waits for the server to
-    /// stop.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    /// Begins shutdown, as a signal would, without waiting for it.
+    pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Waits for the server to stop (after [`TestServer::begin_shutdown`]).
+    pub async fn stopped(&mut self) -> anyhow::Result<()> {
         (&mut self.task).await?
     }
-}
 
+    /// Begins shutdown and waits for the server to stop.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.begin_shutdown();
+        self.stopped().await
+    }
+
+    /// Closes every connection at once, as if the server had crashed.
+    pub fn kill_connections(&self) {
+        self.killer.kill();
+    }
+}
 /// The tutorials' settings without their pauses: no think-time and no
 /// delays between messages, so a whole story takes milliseconds.
 pub fn fast_config() -> crate::Config {

@@ -1,0 +1,485 @@
+//! One layer around every call the server answers, whatever its service.
+//!
+//! [`CallLayer`] gives every call the same operational guarantees, so no
+//! handler has to remember them:
+//!
+//! - **A span** named `call`, carrying the peer address, the method and
+//!   (once the handler knows it) the user, around the handler and around
+//!   every poll of its response stream.
+//! - **A cap** on concurrent calls: past `--max-calls`, a call is answered
+//!   RESOURCE_EXHAUSTED at once. Health and reflection calls are exempt, so
+//!   a busy server can still be probed.
+//! - **The caller's deadline** (`grpc-timeout`) over the whole call, to the
+//!   last message of a stream. tonic's own timeout covers only the response
+//!   headers, and reports CANCELLED.
+//! - **Shutdown.** When told, the layer ends a call's response with
+//!   UNAVAILABLE `server shutting down`, after what it already produced.
+//! - **A record** of how the call ended: one line with its status code,
+//!   messages and bytes sent, and duration; and the tutorial's
+//!   `Client went away: ...` line when the client left first.
+
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use assistant_proto::codes::code_name;
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::{Code, Status, transport::server::TcpConnectInfo};
+use tracing::{Instrument, Span, field, info, info_span};
+
+use crate::calls::{CallContext, Calls, Gauge};
+
+/// The status message of calls ended by shutdown.
+pub const SHUTTING_DOWN: &str = "server shutting down";
+
+/// Tells calls in flight to end, per kind.
+#[derive(Debug, Clone, Default)]
+pub struct Endings {
+    /// Ends health watches and reflection streams, which never end on their
+    /// own and must not hold up shutdown.
+    pub infrastructure: CancellationToken,
+    /// Ends the application's calls, once the grace period is over.
+    pub application: CancellationToken,
+}
+
+/// The layer; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct CallLayer {
+    calls: Calls,
+    max_calls: usize,
+    endings: Endings,
+}
+
+impl CallLayer {
+    /// Counts application calls in `calls`, refusing more than `max_calls`
+    /// at once, and ends calls when `endings` says so.
+    pub fn new(calls: Calls, max_calls: usize, endings: Endings) -> Self {
+        Self {
+            calls,
+            max_calls,
+            endings,
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for CallLayer {
+    type Service = CallService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`CallLayer`] wraps around the server's routes.
+#[derive(Debug, Clone)]
+pub struct CallService<S> {
+    inner: S,
+    layer: CallLayer,
+}
+
+/// Health checks and reflection: infrastructure, not the application.
+fn is_infrastructure(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+type Response = http::Response<tonic::body::Body>;
+
+impl<S, B> tower_service::Service<http::Request<B>> for CallService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let infrastructure = is_infrastructure(path);
+        let peer = request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr);
+        let span = info_span!(
+            "call",
+            method = field::display(path),
+            peer = field::display(peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string())),
+            user = field::Empty,
+        );
+
+        let (gauge, ending) = if infrastructure {
+            (None, self.layer.endings.infrastructure.child_token())
+        } else {
+            let Some(gauge) = self.layer.calls.enter(self.layer.max_calls) else {
+                let status = Status::resource_exhausted(format!(
+                    "the server is at its limit of {} concurrent calls; retry later",
+                    self.layer.max_calls
+                ));
+                span.in_scope(
+                    || info!(code = %"RESOURCE_EXHAUSTED", "Call refused: too many calls"),
+                );
+                return Box::pin(std::future::ready(Ok(status.into_http())));
+            };
+            (Some(gauge), self.layer.endings.application.child_token())
+        };
+
+        let context = CallContext::default();
+        if let Some(peer) = peer {
+            context.identify_peer(peer);
+        }
+        request.extensions_mut().insert(context.clone());
+        let deadline =
+            grpc_timeout(request.headers()).map(|timeout| tokio::time::Instant::now() + timeout);
+        let mut record = Record {
+            span: span.clone(),
+            context,
+            started: Instant::now(),
+            status: None,
+            bytes: 0,
+            messages: FrameCounter::default(),
+            calls: self.layer.calls.clone(),
+            ending,
+            _gauge: gauge,
+        };
+
+        // The usual tower dance: the clone is ready only if `self.inner` was.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let handler = inner.call(request);
+        Box::pin(
+            async move {
+                let deadline_passed = async {
+                    match deadline {
+                        Some(deadline) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let ending = record.ending.clone();
+                let response = tokio::select! {
+                    response = handler => response?,
+                    () = deadline_passed => record.end_early(deadline_exceeded()).into_http(),
+                    () = ending.cancelled() => record.end_early(shutting_down()).into_http(),
+                };
+                // A handler that failed answers in the headers alone.
+                if let Some(status) = Status::from_header_map(response.headers()) {
+                    record.status = Some(status.code());
+                }
+                let deadline =
+                    deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline)));
+                Ok(response.map(|body| {
+                    tonic::body::Body::new(CallBody {
+                        inner: Some(body),
+                        record,
+                        deadline,
+                        ending_wait: None,
+                        end_after: None,
+                    })
+                }))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("the call's deadline (grpc-timeout) passed")
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable(SHUTTING_DOWN)
+}
+
+/// Parses `grpc-timeout`: at most 8 digits and a unit, as gRPC's HTTP/2
+/// protocol defines it. A malformed value is ignored, as if absent.
+pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// How one call went; logged when it is dropped, however the call ended.
+struct Record {
+    span: Span,
+    context: CallContext,
+    started: Instant,
+    /// The status the call ended with; `None` while it runs, and for good
+    /// if the client leaves first.
+    status: Option<Code>,
+    bytes: u64,
+    messages: FrameCounter,
+    calls: Calls,
+    /// Cancelled when shutdown ends this kind of call.
+    ending: CancellationToken,
+    _gauge: Option<Gauge>,
+}
+
+impl Record {
+    /// Ends the call with `status` before its handler did.
+    fn end_early(&mut self, status: Status) -> Status {
+        if status.code() == Code::Unavailable {
+            self.calls.count_ended_by_shutdown();
+        }
+        self.status = Some(status.code());
+        status
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let _entered = self.span.enter();
+        let code = match self.status {
+            Some(code) => code,
+            // Dropped mid-call after shutdown ended calls: its connection
+            // was closed, most likely stuck on a client that stopped reading.
+            None if self.ending.is_cancelled() => {
+                self.calls.count_ended_by_shutdown();
+                info!("Connection closed by shutdown mid-call");
+                Code::Unavailable
+            }
+            None => {
+                info!(
+                    "Client went away: {} after {} bytes",
+                    self.context.client(),
+                    self.context.payload_bytes()
+                );
+                Code::Cancelled
+            }
+        };
+        info!(
+            code = %code_name(code),
+            messages = self.messages.count,
+            bytes = self.bytes,
+            elapsed_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            "Call ended"
+        );
+    }
+}
+
+/// Counts the gRPC messages in a response body's bytes: each is a 5-byte
+/// header (a flag and a 4-byte length) and that many bytes, and a message
+/// may span data frames.
+#[derive(Debug, Default)]
+struct FrameCounter {
+    count: u64,
+    /// Header bytes of the next message seen so far.
+    header: [u8; 5],
+    header_len: usize,
+    /// Bytes of the current message still to come.
+    remaining: u64,
+}
+
+impl FrameCounter {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let skip = data
+                    .len()
+                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                data = &data[skip..];
+                self.remaining -= skip as u64;
+                continue;
+            }
+            let take = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+            self.header_len += take;
+            data = &data[take..];
+            if self.header_len == 5 {
+                self.count += 1;
+                self.remaining = u64::from(u32::from_be_bytes([
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                ]));
+                self.header_len = 0;
+            }
+        }
+    }
+}
+
+/// A response body that ends early on deadline or shutdown, and records
+/// what passed through it.
+struct CallBody<B> {
+    /// `None` once ended early: dropping the handler's stream is what stops
+    /// its work.
+    inner: Option<B>,
+    record: Record,
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Created the first time the body waits, so calls that never wait pay
+    /// nothing for it.
+    ending_wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Set when the call must end: after at most one more ready frame.
+    end_after: Option<Status>,
+}
+
+impl<B> CallBody<B> {
+    /// Whether the deadline passed or shutdown asked calls to end; polls
+    /// both, so the task is woken when either happens.
+    fn must_end(&mut self, cx: &mut Context<'_>) -> Option<Status> {
+        if let Some(deadline) = &mut self.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Some(deadline_exceeded());
+        }
+        let ending = self.record.ending.clone();
+        let wait = self
+            .ending_wait
+            .get_or_insert_with(|| Box::pin(ending.cancelled_owned()));
+        if wait.as_mut().poll(cx).is_ready() {
+            return Some(shutting_down());
+        }
+        None
+    }
+
+    /// Ends the stream now with `status`, as trailers.
+    fn end(&mut self, status: Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.inner = None;
+        let status = self.record.end_early(status);
+        let mut trailers = http::HeaderMap::new();
+        match status.add_header(&mut trailers) {
+            Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Err(status) => Poll::Ready(Some(Err(status))),
+        }
+    }
+}
+
+impl<B> Body for CallBody<B>
+where
+    B: Body<Data = Bytes, Error = Status> + Unpin,
+{
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        let span = this.record.span.clone();
+        let _entered = span.enter();
+
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        if let Some(status) = this.end_after.take() {
+            return this.end(status);
+        }
+        let polled = Pin::new(inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.record.bytes += data.remaining() as u64;
+                    this.record.messages.feed(data.chunk());
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    this.record.status =
+                        Some(Status::from_header_map(trailers).map_or(Code::Ok, |s| s.code()));
+                }
+                // A stream that is always ready must still see the end:
+                // the frame in hand goes out, then the call ends.
+                if this.record.status.is_none()
+                    && (this.record.ending.is_cancelled()
+                        || this.deadline.as_ref().is_some_and(|d| d.is_elapsed()))
+                {
+                    this.end_after = this.must_end(cx);
+                }
+            }
+            Poll::Ready(None) => {
+                this.record.status.get_or_insert(Code::Ok);
+            }
+            Poll::Ready(Some(Err(status))) => {
+                this.record.status = Some(status.code());
+            }
+            Poll::Pending => {
+                if let Some(status) = this.must_end(cx) {
+                    return this.end(status);
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        let parse = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(parse("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse("1M"), Some(Duration::from_secs(60)));
+        assert_eq!(parse("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(parse("5n"), Some(Duration::from_nanos(5)));
+        for bad in ["", "S", "3", "3s", "-3S", "123456789S", "1.5S", "3 S"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn counts_messages_across_and_within_frames() {
+        let message = |len: u32| {
+            let mut bytes = vec![0];
+            bytes.extend_from_slice(&len.to_be_bytes());
+            bytes.extend(std::iter::repeat_n(b'x', len as usize));
+            bytes
+        };
+        let body = [message(3), message(0), message(1000), message(7)].concat();
+        for split in [1, 2, 4, 5, 6, 100, body.len()] {
+            let mut counter = FrameCounter::default();
+            for piece in body.chunks(split) {
+                counter.feed(piece);
+            }
+            assert_eq!(counter.count, 4, "pieces of {split}");
+            assert_eq!((counter.remaining, counter.header_len), (0, 0));
+        }
+    }
+}
