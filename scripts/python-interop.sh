@@ -2,6 +2,8 @@
 # Proves a stock Python grpcio client, generated from proto/assistant.proto
 # with grpcio-tools, works against the Rust server unchanged: it must
 # receive greeting + story + ending byte for byte, then status CANCELLED.
+# Then grpcio's own reflection and health clients, with no .proto files,
+# must find and describe every service, and see each one SERVING.
 #
 # Needs python3 with venv and pip, and PyPI. Usage: scripts/python-interop.sh
 set -euo pipefail
@@ -20,7 +22,8 @@ cargo build --quiet -p assistant-server
 
 echo "== installing grpcio into a venv"
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check \
+  grpcio grpcio-tools grpcio-reflection grpcio-health-checking
 
 echo "== generating Python stubs from proto/assistant.proto"
 "$work/venv/bin/python" -m grpc_tools.protoc -Iproto --python_out="$work" --grpc_python_out="$work" proto/assistant.proto
@@ -46,3 +49,6 @@ echo "== running the Python client"
 cmp "$work/out.txt" "$work/expected.txt"
 grep -q "Stream cancelled by server. Exiting gracefully." "$work/client.log"
 echo "python interop: ok ($(wc -c <"$work/out.txt") bytes, ended with CANCELLED)"
+
+echo "== reflection and health through grpcio's own clients"
+"$work/venv/bin/python" scripts/interop/reflection_and_health.py "127.0.0.1:$port"

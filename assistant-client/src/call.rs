@@ -115,6 +115,13 @@ pub(crate) async fn run(
     interrupt: impl Future<Output = ()>,
     timeout: Option<Duration>,
 ) -> Result<Ending, ClientError> {
+    let started = tokio::time::Instant::now();
+    let deadline_exceeded = || {
+        Status::deadline_exceeded(format!(
+            "no answer within --timeout {}s",
+            timeout.unwrap_or_default().as_secs_f64()
+        ))
+    };
     let deadline = async {
         match timeout {
             Some(timeout) => tokio::time::sleep(timeout).await,
@@ -124,10 +131,19 @@ pub(crate) async fn run(
     let result = tokio::select! {
         result = call => result,
         () = interrupt => return Ok(Ending::CancelledByUser),
-        () = deadline => Err(CallError::Status(Status::deadline_exceeded(format!(
-            "no answer within --timeout {}s",
-            timeout.unwrap_or_default().as_secs_f64()
-        )))),
+        () = deadline => Err(CallError::Status(deadline_exceeded())),
+    };
+    // tonic's channel enforces `grpc-timeout` on the response headers
+    // itself, and reports it as CANCELLED ("Timeout expired"). Past our
+    // deadline, that is the deadline.
+    let result = match result {
+        Err(CallError::Status(status))
+            if status.code() == tonic::Code::Cancelled
+                && timeout.is_some_and(|timeout| started.elapsed() >= timeout) =>
+        {
+            Err(CallError::Status(deadline_exceeded()))
+        }
+        other => other,
     };
     match result {
         Ok(()) => Ok(Ending::Finished),

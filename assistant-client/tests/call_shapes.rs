@@ -316,6 +316,38 @@ async fn timeout_covers_the_whole_stream_not_just_its_start() {
 }
 
 #[tokio::test]
+async fn timeout_before_any_answer_is_a_deadline_error_too() {
+    // CollectStream answers only when the client's stream ends, which this
+    // one never does: the deadline passes before any response header.
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let channel = assistant_client::connect::connect(&server.url(), None)
+        .await
+        .unwrap();
+    let timeout_after = Some(Duration::from_millis(200));
+    let ending = timeout(
+        PATIENCE,
+        chat::collect(
+            channel,
+            tokio_stream::pending(),
+            timeout_after,
+            Vec::new(),
+            std::future::pending(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let Ending::Failed(status) = &ending else {
+        panic!("expected a deadline error, got {ending:?}");
+    };
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(ending.exit_code(), 1);
+    timeout(PATIENCE, server.calls.idle())
+        .await
+        .expect("the server lets the call go");
+}
+
+#[tokio::test]
 async fn every_subcommand_reports_an_unreachable_server_in_one_line() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -327,3 +327,79 @@ async fn a_closed_stdout_cancels_the_call_quietly() {
         "{messages:#?}"
     );
 }
+
+/// A server whose trailers make no sense: one good message, then a
+/// `grpc-status` that is not a number and a `grpc-message` that is not
+/// valid percent-encoded UTF-8.
+#[derive(Clone)]
+struct GarbledTrailers;
+
+impl tonic::server::NamedService for GarbledTrailers {
+    const NAME: &'static str = "assistant.AssistantService";
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for GarbledTrailers {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+        use prost::Message;
+        let message = TellStoryResponse {
+            text_chunk: "partial".into(),
+        }
+        .encode_to_vec();
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("banana"));
+        trailers.insert(
+            "grpc-message",
+            http::HeaderValue::from_bytes(b"bad %ZZ \xff then %1B[31mred").unwrap(),
+        );
+        let frames = tokio_stream::iter([
+            Ok::<_, tonic::Status>(http_body::Frame::data(bytes::Bytes::from(framed))),
+            Ok(http_body::Frame::trailers(trailers)),
+        ]);
+        let body = tonic::body::Body::new(http_body_util::StreamBody::new(frames));
+        let response = http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(body)
+            .unwrap();
+        std::future::ready(Ok(response))
+    }
+}
+
+#[tokio::test]
+async fn trailers_the_client_cannot_parse_are_an_error_not_a_panic() {
+    let (logs, _guard) = LogCapture::install();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(GarbledTrailers)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let mut out = Vec::new();
+    let ending = assistant_client::run(
+        fast_cli(&addr.to_string()),
+        &mut out,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, b"partial");
+    assert!(matches!(ending, Ending::Failed(_)), "{ending:?}");
+    assert_eq!(ending.exit_code(), 1);
+    let messages = logs.messages();
+    let error = messages
+        .iter()
+        .find(|m| m.starts_with("An error occurred: "))
+        .expect("an error line");
+    assert!(!error.contains('\u{1b}'), "{error}");
+}

@@ -115,7 +115,7 @@ impl CallContext {
 
     /// Names the caller, for the logs: the call's span gets a `user` field.
     pub fn identify(&self, user: &str) {
-        tracing::Span::current().record("user", user);
+        tracing::Span::current().record("user", tracing::field::display(user));
         *self.inner.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(user.to_owned());
     }
 

@@ -61,10 +61,20 @@ use assistant_proto::{
     assistant::assistant_service_server::AssistantServiceServer,
     hello_world::greeter_server::GreeterServer, messages::chat_service_server::ChatServiceServer,
 };
+use hyper::server::conn::http2;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
 use tokio::net::TcpListener;
-use tonic::{server::NamedService, transport::server::TcpIncoming};
+use tokio_stream::StreamExt;
+use tonic::{
+    server::NamedService,
+    transport::server::{Connected, TcpIncoming},
+};
 use tonic_health::ServingStatus;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use crate::{
     assistant::Assistant,
@@ -76,7 +86,7 @@ pub use crate::{
 };
 use crate::{
     conn::{Incoming, Killer},
-    middleware::{CallLayer, Endings},
+    middleware::{CallService, Endings},
     validate::MAX_REQUEST_BYTES,
 };
 
@@ -159,42 +169,31 @@ impl Server {
                 .await;
         }
 
-        let (stop_accepting, stopped_accepting) = tokio::sync::oneshot::channel::<()>();
+        let routes = tonic::service::Routes::new(health_service)
+            .add_service(reflection_v1()?)
+            .add_service(reflection_v1alpha()?)
+            .add_service(AssistantServiceServer::new(Assistant::new(story, &config)))
+            .add_service(GreeterServer::new(Greeting))
+            .add_service(ChatServiceServer::new(Chat::new(&config)))
+            .prepare();
+        let service = CallService::new(
+            routes,
+            calls.clone(),
+            config.max_calls,
+            MAX_REQUEST_BYTES,
+            endings.clone(),
+        );
         let incoming = Incoming::new(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             killer.clone(),
             config.handshake_timeout,
         );
-        let router = tonic::transport::Server::builder()
-            .max_concurrent_streams(config.max_concurrent_streams)
-            .http2_keepalive_interval(Some(config.keepalive_interval))
-            .http2_keepalive_timeout(Some(config.keepalive_timeout))
-            .layer(CallLayer::new(
-                calls.clone(),
-                config.max_calls,
-                endings.clone(),
-            ))
-            .add_service(health_service)
-            .add_service(reflection_v1()?)
-            .add_service(reflection_v1alpha()?)
-            .add_service(
-                AssistantServiceServer::new(Assistant::new(story, &config))
-                    .max_decoding_message_size(MAX_REQUEST_BYTES),
-            )
-            .add_service(GreeterServer::new(Greeting).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(
-                ChatServiceServer::new(Chat::new(&config))
-                    .max_decoding_message_size(MAX_REQUEST_BYTES),
-            );
-        let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
-            let _ = stopped_accepting.await;
-        }));
+        let graceful = GracefulShutdown::new();
+        let mut accepting = Box::pin(accept(incoming, http2(&config), service, &graceful));
         info!("Server started on port {port}");
 
         tokio::select! {
-            result = &mut server => {
-                return result.context("server task failed")?.context("server failed");
-            }
+            () = &mut accepting => unreachable!("the listener never runs dry"),
             () = shutdown => {}
         }
 
@@ -213,7 +212,10 @@ impl Server {
                 .set_service_status(service, ServingStatus::NotServing)
                 .await;
         }
-        let _ = stop_accepting.send(());
+        // Dropping the accept loop closes the listening socket; the
+        // connections hear GOAWAY, and close once their calls are done.
+        drop(accepting);
+        let mut closed = std::pin::pin!(graceful.shutdown());
         endings.infrastructure.cancel();
 
         // 2. and 3. The grace period, then end what is left.
@@ -229,22 +231,16 @@ impl Server {
             let _ = tokio::time::timeout(SHUTDOWN_FLUSH, calls.idle()).await;
         }
 
-        // 4. Connections close by themselves once their calls are done;
-        // close the rest, such as those stuck on a client that stopped
-        // reading.
-        if tokio::time::timeout(SHUTDOWN_FLUSH, &mut server)
+        // 4. Close what is still open, such as connections stuck on a
+        // client that stopped reading.
+        if tokio::time::timeout(SHUTDOWN_FLUSH, &mut closed)
             .await
             .is_err()
         {
             warn!("Closing connections that are still open");
             endings.application.cancel();
             killer.kill();
-            if tokio::time::timeout(SHUTDOWN_FLUSH, &mut server)
-                .await
-                .is_err()
-            {
-                server.abort();
-            }
+            let _ = tokio::time::timeout(SHUTDOWN_FLUSH, &mut closed).await;
         }
 
         // 5. Account for every call that was in flight.
@@ -255,6 +251,39 @@ impl Server {
             ended, "Server stopped: {finished} calls finished, {ended} ended by shutdown"
         );
         Ok(())
+    }
+}
+
+/// The HTTP/2 settings for every connection.
+fn http2(config: &Config) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .keep_alive_interval(config.keepalive_interval)
+        .keep_alive_timeout(config.keepalive_timeout);
+    builder
+}
+
+/// Accepts connections forever, serving each in a task of its own that
+/// `graceful` can wind down.
+async fn accept(
+    incoming: Incoming,
+    http2: http2::Builder<TokioExecutor>,
+    service: CallService<tonic::service::Routes>,
+    graceful: &GracefulShutdown,
+) {
+    let mut incoming = std::pin::pin!(incoming);
+    while let Some(conn) = incoming.next().await {
+        // Accept errors are logged, and paced, by `Incoming`.
+        let Ok(conn) = conn else { continue };
+        let service = TowerToHyperService::new(service.for_connection(conn.connect_info()));
+        let connection = graceful.watch(http2.serve_connection(TokioIo::new(conn), service));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                debug!(error = %err, "Connection ended with an error");
+            }
+        });
     }
 }
 

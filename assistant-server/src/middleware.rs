@@ -1,6 +1,6 @@
 //! One layer around every call the server answers, whatever its service.
 //!
-//! [`CallLayer`] gives every call the same operational guarantees, so no
+//! [`CallService`] gives every call the same operational guarantees, so no
 //! handler has to remember them:
 //!
 //! - **A span** named `call`, carrying the peer address, the method and
@@ -48,42 +48,50 @@ pub struct Endings {
     pub application: CancellationToken,
 }
 
-/// The layer; see the [module docs](self).
-#[derive(Debug, Clone)]
-pub struct CallLayer {
-    calls: Calls,
-    max_calls: usize,
-    endings: Endings,
-}
-
-impl CallLayer {
-    /// Counts application calls in `calls`, refusing more than `max_calls`
-    /// at once, and ends calls when `endings` says so.
-    pub fn new(calls: Calls, max_calls: usize, endings: Endings) -> Self {
-        Self {
-            calls,
-            max_calls,
-            endings,
-        }
-    }
-}
-
-impl<S> tower_layer::Layer<S> for CallLayer {
-    type Service = CallService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        CallService {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service [`CallLayer`] wraps around the server's routes.
+/// Wraps the server's routes as the [module docs](self) describe. Clone it
+/// per connection with [`CallService::for_connection`].
 #[derive(Debug, Clone)]
 pub struct CallService<S> {
     inner: S,
-    layer: CallLayer,
+    calls: Calls,
+    max_calls: usize,
+    max_request_bytes: u64,
+    endings: Endings,
+    connection: Option<TcpConnectInfo>,
+}
+
+impl<S> CallService<S> {
+    /// Wraps `inner`, counting application calls in `calls` and refusing
+    /// more than `max_calls` at once, refusing request messages over
+    /// `max_request_bytes`, and ending calls when `endings` says so.
+    pub fn new(
+        inner: S,
+        calls: Calls,
+        max_calls: usize,
+        max_request_bytes: usize,
+        endings: Endings,
+    ) -> Self {
+        Self {
+            inner,
+            calls,
+            max_calls,
+            max_request_bytes: max_request_bytes as u64,
+            endings,
+            connection: None,
+        }
+    }
+
+    /// The service for one connection: its calls know their peer, and
+    /// handlers see it as `Request::remote_addr`.
+    pub fn for_connection(&self, connection: TcpConnectInfo) -> Self
+    where
+        S: Clone,
+    {
+        Self {
+            connection: Some(connection),
+            ..self.clone()
+        }
+    }
 }
 
 /// Health checks and reflection: infrastructure, not the application.
@@ -95,12 +103,16 @@ type Response = http::Response<tonic::body::Body>;
 
 impl<S, B> tower_service::Service<http::Request<B>> for CallService<S>
 where
-    S: tower_service::Service<http::Request<B>, Response = Response, Error = Infallible>
-        + Clone
+    S: tower_service::Service<
+            http::Request<tonic::body::Body>,
+            Response = Response,
+            Error = Infallible,
+        > + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -110,12 +122,22 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let max_request_bytes = self.max_request_bytes;
+        let mut request = request.map(|body| {
+            tonic::body::Body::new(RequestLimit {
+                inner: body,
+                frames: FrameCounter::with_limit(max_request_bytes),
+            })
+        });
+        if let Some(connection) = &self.connection {
+            request.extensions_mut().insert(connection.clone());
+        }
         let path = request.uri().path();
         let infrastructure = is_infrastructure(path);
-        let peer = request
-            .extensions()
-            .get::<TcpConnectInfo>()
+        let peer = self
+            .connection
+            .as_ref()
             .and_then(TcpConnectInfo::remote_addr);
         let span = info_span!(
             "call",
@@ -125,19 +147,19 @@ where
         );
 
         let (gauge, ending) = if infrastructure {
-            (None, self.layer.endings.infrastructure.child_token())
+            (None, self.endings.infrastructure.child_token())
         } else {
-            let Some(gauge) = self.layer.calls.enter(self.layer.max_calls) else {
+            let Some(gauge) = self.calls.enter(self.max_calls) else {
                 let status = Status::resource_exhausted(format!(
                     "the server is at its limit of {} concurrent calls; retry later",
-                    self.layer.max_calls
+                    self.max_calls
                 ));
                 span.in_scope(
                     || info!(code = %"RESOURCE_EXHAUSTED", "Call refused: too many calls"),
                 );
                 return Box::pin(std::future::ready(Ok(status.into_http())));
             };
-            (Some(gauge), self.layer.endings.application.child_token())
+            (Some(gauge), self.endings.application.child_token())
         };
 
         let context = CallContext::default();
@@ -154,7 +176,7 @@ where
             status: None,
             bytes: 0,
             messages: FrameCounter::default(),
-            calls: self.layer.calls.clone(),
+            calls: self.calls.clone(),
             ending,
             _gauge: gauge,
         };
@@ -287,12 +309,14 @@ impl Drop for Record {
     }
 }
 
-/// Counts the gRPC messages in a response body's bytes: each is a 5-byte
-/// header (a flag and a 4-byte length) and that many bytes, and a message
-/// may span data frames.
-#[derive(Debug, Default)]
+/// Counts the gRPC messages in a body's bytes: each is a 5-byte header (a
+/// flag and a 4-byte length) and that many bytes, and a message may span
+/// data frames. It can refuse messages over a size limit from their header
+/// alone.
+#[derive(Debug)]
 struct FrameCounter {
     count: u64,
+    limit: u64,
     /// Header bytes of the next message seen so far.
     header: [u8; 5],
     header_len: usize,
@@ -300,8 +324,26 @@ struct FrameCounter {
     remaining: u64,
 }
 
+impl Default for FrameCounter {
+    fn default() -> Self {
+        Self::with_limit(u64::MAX)
+    }
+}
+
 impl FrameCounter {
-    fn feed(&mut self, mut data: &[u8]) {
+    fn with_limit(limit: u64) -> Self {
+        Self {
+            count: 0,
+            limit,
+            header: [0; 5],
+            header_len: 0,
+            remaining: 0,
+        }
+    }
+
+    /// Counts what `data` holds; fails with the length a message header
+    /// claims, if that is over the limit.
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), u64> {
         while !data.is_empty() {
             if self.remaining > 0 {
                 let skip = data
@@ -317,15 +359,62 @@ impl FrameCounter {
             data = &data[take..];
             if self.header_len == 5 {
                 self.count += 1;
-                self.remaining = u64::from(u32::from_be_bytes([
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ]));
                 self.header_len = 0;
+                let [_, a, b, c, d] = self.header;
+                self.remaining = u64::from(u32::from_be_bytes([a, b, c, d]));
+                if self.remaining > self.limit {
+                    return Err(self.remaining);
+                }
             }
         }
+        Ok(())
+    }
+}
+
+/// A request body that refuses, from its length prefix alone, any message
+/// over the size limit: RESOURCE_EXHAUSTED, as gRPC specifies (tonic's own
+/// check answers OUT_OF_RANGE), before the message is read or allocated.
+struct RequestLimit<B> {
+    inner: B,
+    frames: FrameCounter,
+}
+
+impl<B> Body for RequestLimit<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref()
+                    && let Err(claimed) = this.frames.feed(data.chunk())
+                {
+                    return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
+                        "a request message of {claimed} bytes is over the limit of {} bytes",
+                        this.frames.limit
+                    )))));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(err)) => Poll::Ready(Some(Err(Status::from_error(err.into())))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -401,7 +490,8 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.record.bytes += data.remaining() as u64;
-                    this.record.messages.feed(data.chunk());
+                    // Responses have no size limit of ours to check.
+                    let _ = this.record.messages.feed(data.chunk());
                 } else if let Some(trailers) = frame.trailers_ref() {
                     this.record.status =
                         Some(Status::from_header_map(trailers).map_or(Code::Ok, |s| s.code()));
@@ -476,10 +566,19 @@ mod tests {
         for split in [1, 2, 4, 5, 6, 100, body.len()] {
             let mut counter = FrameCounter::default();
             for piece in body.chunks(split) {
-                counter.feed(piece);
+                counter.feed(piece).unwrap();
             }
             assert_eq!(counter.count, 4, "pieces of {split}");
             assert_eq!((counter.remaining, counter.header_len), (0, 0));
         }
+    }
+
+    #[test]
+    fn refuses_a_message_over_the_limit_from_its_header() {
+        let mut counter = FrameCounter::with_limit(4096);
+        assert_eq!(counter.feed(&[0, 0, 0, 0x10, 0x00]), Ok(()));
+        counter.feed(&[b'x'; 4096]).unwrap();
+        assert_eq!(counter.feed(&[0, 0xff, 0xff]), Ok(()));
+        assert_eq!(counter.feed(&[0xff, 0xff]), Err(u64::from(u32::MAX)));
     }
 }

@@ -46,37 +46,17 @@ impl LogCapture {
     }
 }
 
-/// The message of one formatted log line.
+/// The message of one formatted log line: without its level, and without
+/// the `call{..}: ` span prefix of lines logged inside a call.
 fn message_of(line: &str) -> String {
     let line = line.trim_start();
-    let mut rest = line
+    let rest = line
         .split_once(' ')
         .map_or(line, |(_level, rest)| rest.trim_start());
-    // Span contexts: `name{fields}: ` or `name: `, possibly several.
-    loop {
-        let Some(head_end) = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')) else {
-            break;
-        };
-        let (head, tail) = rest.split_at(head_end);
-        if head.is_empty() {
-            break;
-        }
-        if let Some(after) = tail.strip_prefix(": ") {
-            if head == "call" {
-                rest = after;
-                continue;
-            }
-            break;
-        }
-        match tail
-            .strip_prefix('{')
-            .and_then(|fields| fields.split_once("}: "))
-        {
-            Some((_, after)) => rest = after,
-            None => break,
-        }
-    }
-    rest.to_owned()
+    rest.strip_prefix("call{")
+        .and_then(|fields| fields.split_once("}: "))
+        .map_or(rest, |(_, message)| message)
+        .to_owned()
 }
 
 impl io::Write for LogCapture {
