@@ -155,6 +155,17 @@ pub(crate) async fn run(
     }
 }
 
+/// [`run`], then logs how the call ended if it ended badly.
+pub(crate) async fn run_reported(
+    call: impl Future<Output = Result<(), CallError>>,
+    interrupt: impl Future<Output = ()>,
+    timeout: Option<Duration>,
+) -> Result<Ending, ClientError> {
+    let ending = run(call, interrupt, timeout).await?;
+    ending.report();
+    Ok(ending)
+}
+
 /// Writes `text` and a newline, and flushes, so the line shows at once.
 pub(crate) async fn print_line<W: AsyncWrite + Unpin>(out: &mut W, text: &str) -> io::Result<()> {
     out.write_all(text.as_bytes()).await?;

@@ -44,9 +44,7 @@ pub async fn chat_stream<W: AsyncWrite + Unpin>(
         }
         Ok(())
     };
-    let ending = call::run(receive, interrupt, timeout).await?;
-    ending.report();
-    Ok(ending)
+    call::run_reported(receive, interrupt, timeout).await
 }
 
 /// Client streaming: streams `texts` to the server, then prints its one
@@ -65,9 +63,7 @@ pub async fn collect<W: AsyncWrite + Unpin>(
         print_line(&mut out, &response.message_text).await?;
         Ok(())
     };
-    let ending = call::run(send, interrupt, timeout).await?;
-    ending.report();
-    Ok(ending)
+    call::run_reported(send, interrupt, timeout).await
 }
 
 /// Bidirectional streaming: sends each of `texts` as the stream yields it,
@@ -116,9 +112,7 @@ pub async fn chat<W: AsyncWrite + Unpin>(
             }
         }
     };
-    let ending = call::run(talk, interrupt, timeout).await?;
-    ending.report();
-    Ok(ending)
+    call::run_reported(talk, interrupt, timeout).await
 }
 
 /// `texts` as a stream that waits `pause` between items, as the tutorial's

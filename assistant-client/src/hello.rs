@@ -29,7 +29,5 @@ pub async fn say_hello<W: AsyncWrite + Unpin>(
         print_line(&mut out, &response.response_text).await?;
         Ok(())
     };
-    let ending = call::run(hello, interrupt, timeout).await?;
-    ending.report();
-    Ok(ending)
+    call::run_reported(hello, interrupt, timeout).await
 }

@@ -232,6 +232,17 @@ async fn reflection_v1alpha_lists_every_service_too() {
 
 // ---- 3. Graceful shutdown ----
 
+/// Asserts the server's last word: how many calls finished, and how many
+/// shutdown ended.
+fn assert_stopped_after(logs: &LogCapture, finished: u64, ended: u64) {
+    let expected = format!("Server stopped: {finished} calls finished, {ended} ended by shutdown");
+    let messages = logs.messages();
+    assert!(
+        messages.iter().any(|m| m.starts_with(&expected)),
+        "{messages:#?}"
+    );
+}
+
 #[tokio::test]
 async fn calls_in_flight_finish_within_the_grace_period_and_new_ones_are_refused() {
     let (logs, _guard) = LogCapture::install();
@@ -269,13 +280,7 @@ async fn calls_in_flight_finish_within_the_grace_period_and_new_ones_are_refused
     assert_eq!(status.code(), Code::Cancelled, "{status:?}");
     assert_eq!(received.len(), 45 + 144_396 + 37, "every byte arrives");
     timeout(PATIENCE, server.stopped()).await.unwrap().unwrap();
-    let messages = logs.messages();
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.starts_with("Server stopped: 1 calls finished, 0 ended by shutdown")),
-        "{messages:#?}"
-    );
+    assert_stopped_after(&logs, 1, 0);
 }
 
 #[tokio::test]
@@ -305,13 +310,7 @@ async fn calls_past_the_grace_period_end_unavailable_after_their_bytes() {
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(status.message(), "server shutting down");
     timeout(PATIENCE, server.stopped()).await.unwrap().unwrap();
-    let messages = logs.messages();
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.starts_with("Server stopped: 0 calls finished, 1 ended by shutdown")),
-        "{messages:#?}"
-    );
+    assert_stopped_after(&logs, 0, 1);
 }
 
 #[tokio::test]
@@ -338,13 +337,7 @@ async fn a_client_that_never_reads_does_not_keep_the_server_alive() {
         .await
         .expect("a stuck reader must not keep the server past its grace period")
         .unwrap();
-    let messages = logs.messages();
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.starts_with("Server stopped: 0 calls finished, 1 ended by shutdown")),
-        "{messages:#?}"
-    );
+    assert_stopped_after(&logs, 0, 1);
 }
 
 // ---- 4. Deadlines ----
