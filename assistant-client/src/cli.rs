@@ -9,7 +9,7 @@ use clap::{
     parser::ValueSource,
 };
 
-use crate::StoryRequest;
+use crate::{StoryRequest, story::Retry};
 
 /// Calls an assistant server: tells a story (the default), or makes one of
 /// the four gRPC call shapes.
@@ -59,6 +59,8 @@ pub struct Global {
 pub enum Command {
     /// Server streaming: ask for the story and type it out (the default).
     Story(StoryArgs),
+    /// Unary: list the stories the server can tell (name, bytes, title).
+    List,
     /// Unary: send a name, get one greeting back.
     Hello {
         /// The name to greet.
@@ -103,6 +105,26 @@ pub struct StoryArgs {
     #[arg(long, default_value = "SUSTech")]
     pub institution: String,
 
+    /// The story to tell, by file name (see `assistant-client list`); the
+    /// server's default, alice.txt, if not given.
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "NAME"
+    )]
+    pub story: String,
+
+    /// If the connection drops, retry this many times in a row, resuming
+    /// from the bytes already received.
+    #[arg(long, default_value_t = 5, value_name = "TIMES")]
+    pub retries: u32,
+
+    /// The wait before the first retry; each next waits 1.6 times longer
+    /// (at most 30 s), with 20% jitter.
+    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub retry_backoff: Duration,
+
     /// Characters typed at a time.
     #[arg(long, default_value_t = 5, value_name = "CHARS",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_048_576))]
@@ -119,8 +141,13 @@ impl StoryArgs {
         StoryRequest {
             user_name: self.user_name.clone(),
             institution: self.institution.clone(),
+            story: self.story.clone(),
             buffer_size: self.buffer_size,
             step: self.step_sec,
+            retry: Retry {
+                retries: self.retries,
+                backoff: self.retry_backoff,
+            },
         }
     }
 }
@@ -191,6 +218,9 @@ mod tests {
         assert_eq!(story.institution, "SUSTech");
         assert_eq!(story.buffer_size, 5);
         assert_eq!(story.step_sec, Duration::from_millis(100));
+        assert_eq!(story.story, "");
+        assert_eq!(story.retries, 5);
+        assert_eq!(story.retry_backoff, Duration::from_secs(1));
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
         Command::Story(args) => {
             story::tell_story(channel, &args.request(), timeout, out, interrupt).await
         }
+        Command::List => story::list_stories(channel, timeout, out, interrupt).await,
         Command::Hello { name } => hello::say_hello(channel, name, timeout, out, interrupt).await,
         Command::ChatStream { text } => {
             chat::chat_stream(channel, text, timeout, out, interrupt).await

@@ -1,20 +1,20 @@
 //! The four gRPC call shapes end to end: a real server on a loopback port
 //! with its pauses at zero, and the client's library in the same process.
 
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
 use assistant_client::{Cli, ClientError, Ending, chat};
 use assistant_server::{
     Config,
     test_util::{LogCapture, TestServer, fast_config},
 };
-use tokio::{io::AsyncWrite, sync::watch, time::timeout};
+use tokio::time::timeout;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Code;
+
+mod common;
+
+use common::Tap;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -35,46 +35,6 @@ async fn run(server: &TestServer, args: &[&str]) -> (String, Ending) {
     .expect("the call should end")
     .unwrap();
     (String::from_utf8(out).unwrap(), ending)
-}
-
-/// An output whose text can be awaited while the client is still writing.
-#[derive(Clone)]
-struct Tap(watch::Sender<String>);
-
-impl Tap {
-    fn new() -> Self {
-        Self(watch::channel(String::new()).0)
-    }
-
-    fn text(&self) -> String {
-        self.0.borrow().clone()
-    }
-
-    /// Waits until the output contains `needle`.
-    async fn printed(&self, needle: &str) {
-        let mut rx = self.0.subscribe();
-        rx.wait_for(|text| text.contains(needle)).await.unwrap();
-    }
-}
-
-impl AsyncWrite for Tap {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.0
-            .send_modify(|text| text.push_str(std::str::from_utf8(buf).unwrap()));
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::{
 
 use assistant_client::{Cli, ClientError, Ending};
 use assistant_proto::assistant::{
-    TellStoryRequest, TellStoryResponse,
+    ListStoriesRequest, ListStoriesResponse, TellStoryRequest, TellStoryResponse,
     assistant_service_server::{AssistantService, AssistantServiceServer},
 };
 use assistant_server::{
@@ -170,9 +170,17 @@ impl AssistantService for FailingServer {
         Ok(Response::new(tokio_stream_iter::iter(vec![
             Ok(TellStoryResponse {
                 text_chunk: "partial text".into(),
+                offset: 0,
             }),
             Err(Status::resource_exhausted("too busy\n\x1b[31mred")),
         ])))
+    }
+
+    async fn list_stories(
+        &self,
+        _: Request<ListStoriesRequest>,
+    ) -> Result<Response<ListStoriesResponse>, Status> {
+        Err(Status::unimplemented("not here"))
     }
 }
 
@@ -351,6 +359,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for GarbledTrailer
         use prost::Message;
         let message = TellStoryResponse {
             text_chunk: "partial".into(),
+            offset: 0,
         }
         .encode_to_vec();
         let mut framed = vec![0];

@@ -4,7 +4,10 @@
 use std::{pin::Pin, time::Duration};
 
 use assistant_proto::{
-    assistant::{TellStoryRequest, TellStoryResponse, assistant_service_server::AssistantService},
+    assistant::{
+        ListStoriesRequest, ListStoriesResponse, StoryInfo, TellStoryRequest, TellStoryResponse,
+        assistant_service_server::AssistantService,
+    },
     text::Escaped,
 };
 use bytes::Bytes;
@@ -15,6 +18,7 @@ use tracing::info;
 use crate::{
     calls::CallContext,
     config::{Config, Finish},
+    library::Library,
     story::Story,
     validate,
 };
@@ -25,11 +29,14 @@ const PREVIEW_BYTES: usize = 10;
 /// The message that ends a finished story under `--finish cancel`.
 pub const STORY_FINISHED: &str = "story finished";
 
-/// The story-telling service. Cheap to clone: every call shares the story
-/// in memory.
+/// What every story ends with.
+pub const ENDING: &str = "\nThat's it! Hope you like the story~\n";
+
+/// The story-telling service. Cheap to clone: every call shares the
+/// library, and the stories it holds in memory.
 #[derive(Debug, Clone)]
 pub struct Assistant {
-    story: Story,
+    library: Library,
     pacing: Pacing,
 }
 
@@ -43,10 +50,10 @@ struct Pacing {
 }
 
 impl Assistant {
-    /// A service that tells `story` as `config` says.
-    pub fn new(story: Story, config: &Config) -> Self {
+    /// A service that tells the stories in `library` as `config` says.
+    pub fn new(library: Library, config: &Config) -> Self {
         Self {
-            story,
+            library,
             pacing: Pacing {
                 think_time: config.think_time,
                 chunk_size: config.chunk_size,
@@ -72,63 +79,149 @@ impl AssistantService for Assistant {
         let TellStoryRequest {
             user_name,
             institution,
+            story,
+            resume_from,
         } = request.into_inner();
         validate::name("user_name", &user_name)?;
         validate::name("institution", &institution)?;
         call.identify(&user_name);
-        info!("Received story-telling request from {user_name}, {institution}.");
+        let story = self.library.get(&story).await?;
 
-        let stream = tell(
-            self.story.clone(),
-            self.pacing,
+        let greeting = Bytes::from(format!(
+            "Hi {user_name} from {institution}! Here's your story:\n\n"
+        ));
+        let total = (greeting.len() + story.text().len() + ENDING.len()) as u64;
+        if resume_from > total {
+            return Err(Status::out_of_range(format!(
+                "cannot resume from byte {resume_from}: this story's call is {total} bytes"
+            )));
+        }
+        if resume_from == 0 {
+            info!("Received story-telling request from {user_name}, {institution}.");
+        } else {
+            info!(
+                "Received request to resume {} for {user_name} from byte {resume_from}.",
+                story.name()
+            );
+        }
+
+        let telling = Telling {
+            story,
+            pacing: self.pacing,
             call,
+            greeting,
+            resume_from,
             user_name,
             institution,
-        );
-        Ok(Response::new(Box::pin(stream)))
+        };
+        Ok(Response::new(Box::pin(telling.into_stream())))
+    }
+
+    async fn list_stories(
+        &self,
+        _: Request<ListStoriesRequest>,
+    ) -> Result<Response<ListStoriesResponse>, Status> {
+        let stories = self
+            .library
+            .list()
+            .await?
+            .into_iter()
+            .map(|entry| StoryInfo {
+                name: entry.name,
+                size: entry.size,
+                title: entry.title,
+            })
+            .collect();
+        Ok(Response::new(ListStoriesResponse { stories }))
     }
 }
 
-/// The messages of one call, produced lazily: each is made only when the
-/// transport asks for it, so HTTP/2 flow control paces the story, and
-/// dropping the stream (the client went away, the deadline passed, the
-/// server is shutting down) stops it at once.
-fn tell(
+/// One call's story: the byte sequence greeting + story + ending, sent
+/// from `resume_from` on.
+struct Telling {
     story: Story,
     pacing: Pacing,
     call: CallContext,
+    greeting: Bytes,
+    resume_from: u64,
     user_name: String,
     institution: String,
-) -> impl Stream<Item = Result<TellStoryResponse, Status>> + Send + 'static {
-    async_stream::stream! {
-        let greeting = format!("Hi {user_name} from {institution}! Here's your story:\n\n");
-        yield Ok(send(&call, Bytes::from(greeting)));
-        pause(pacing.think_time).await;
+}
 
-        info!("Start streaming {}", story.name());
-        for chunk in story.chunks(pacing.chunk_size) {
-            info!(
-                "Read {} bytes: {} ...",
-                chunk.len(),
-                Escaped(&chunk[..chunk.len().min(PREVIEW_BYTES)])
-            );
-            yield Ok(send(&call, chunk));
-            pause(pacing.chunk_delay).await;
-        }
-        info!("[EOF]");
-        yield Ok(send(&call, Bytes::from_static(b"\nThat's it! Hope you like the story~\n")));
+impl Telling {
+    /// The messages of the call, produced lazily: each is made only when
+    /// the transport asks for it, so HTTP/2 flow control paces the story,
+    /// and dropping the stream (the client went away, the deadline passed,
+    /// the server is shutting down) stops it at once.
+    ///
+    /// Every message carries its offset in the sequence. A resumed call
+    /// starts mid-piece where it must, and skips the greeting and the
+    /// think-time once past them.
+    fn into_stream(self) -> impl Stream<Item = Result<TellStoryResponse, Status>> + Send + 'static {
+        let Self {
+            story,
+            pacing,
+            call,
+            greeting,
+            resume_from,
+            user_name,
+            institution,
+        } = self;
+        let story_start = greeting.len() as u64;
+        let ending_start = story_start + story.text().len() as u64;
+        async_stream::stream! {
+            if let Some(rest) = from(&greeting, 0, resume_from) {
+                yield Ok(send(&call, rest, resume_from));
+                pause(pacing.think_time).await;
+            }
 
-        info!("Finishes streaming {} for {user_name} from {institution}.", story.name());
-        if pacing.finish == Finish::Cancel {
-            yield Err(Status::cancelled(STORY_FINISHED));
+            info!("Start streaming {}", story.name());
+            let mut start = story_start;
+            for chunk in story.chunks(pacing.chunk_size) {
+                let chunk_start = start;
+                start += chunk.len() as u64;
+                let Some(piece) = from(&chunk, chunk_start, resume_from) else { continue };
+                info!(
+                    "Read {} bytes: {} ...",
+                    piece.len(),
+                    Escaped(&piece[..piece.len().min(PREVIEW_BYTES)])
+                );
+                let offset = chunk_start.max(resume_from);
+                yield Ok(send(&call, piece, offset));
+                pause(pacing.chunk_delay).await;
+            }
+            info!("[EOF]");
+            if let Some(rest) = from(&Bytes::from_static(ENDING.as_bytes()), ending_start, resume_from) {
+                yield Ok(send(&call, rest, ending_start.max(resume_from)));
+            }
+
+            info!("Finishes streaming {} for {user_name} from {institution}.", story.name());
+            if pacing.finish == Finish::Cancel {
+                yield Err(Status::cancelled(STORY_FINISHED));
+            }
         }
     }
 }
 
+/// The part of `piece` (which starts at `start` in the sequence) at or
+/// after `resume_from`, as a zero-copy slice; `None` if all of it is
+/// before.
+fn from(piece: &Bytes, start: u64, resume_from: u64) -> Option<Bytes> {
+    let end = start + piece.len() as u64;
+    if end <= resume_from {
+        return None;
+    }
+    let skip = resume_from.saturating_sub(start) as usize;
+    Some(piece.slice(skip..))
+}
+
 /// Counts `text` as sent and wraps it in a message.
-fn send(call: &CallContext, text: Bytes) -> TellStoryResponse {
+fn send(call: &CallContext, text: Bytes, offset: u64) -> TellStoryResponse {
     call.sent(text.len());
-    TellStoryResponse { text_chunk: text }
+    TellStoryResponse {
+        text_chunk: text,
+        offset,
+    }
 }
 
 /// Waits `delay`; no timer at all for zero.

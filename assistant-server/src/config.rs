@@ -27,8 +27,14 @@ pub struct Config {
 
     /// Serve this text file instead of the built-in `alice.txt`. It is read
     /// once, at start.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "stories_dir")]
     pub story: Option<PathBuf>,
+
+    /// Serve every `*.txt` file in this directory, by file name; files
+    /// added later are served without a restart. Without it (or --story),
+    /// the built-in `alice.txt` is the library.
+    #[arg(long, value_name = "DIR")]
+    pub stories_dir: Option<PathBuf>,
 
     /// Pause after the greeting, standing in for story generation.
     #[arg(long, default_value = "3", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
@@ -137,6 +143,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.addr, "[::]:50051".parse().unwrap());
         assert_eq!(config.story, None);
+        assert_eq!(config.stories_dir, None);
         assert_eq!(config.think_time, Duration::from_secs(3));
         assert_eq!(config.chunk_size, 1024);
         assert_eq!(config.chunk_delay, Duration::from_millis(50));
@@ -183,6 +190,7 @@ mod tests {
             &["--max-calls", "0"],
             &["--max-concurrent-streams", "0"],
             &["--log-format", "xml"],
+            &["--story", "a.txt", "--stories-dir", "d"],
         ] {
             let argv = std::iter::once("assistant-server").chain(args.iter().copied());
             assert!(

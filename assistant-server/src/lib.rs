@@ -43,6 +43,7 @@ pub mod chat;
 pub mod config;
 pub mod conn;
 pub mod greeter;
+pub mod library;
 pub mod middleware;
 pub mod shutdown;
 pub mod story;
@@ -82,6 +83,7 @@ pub use crate::{
     chat::Chat,
     config::{Config, Finish, LogFormat},
     greeter::Greeting,
+    library::Library,
     story::Story,
 };
 use crate::{
@@ -99,7 +101,7 @@ pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 pub struct Server {
     listener: TcpListener,
     config: Config,
-    story: Story,
+    library: Library,
     calls: Calls,
     killer: Killer,
 }
@@ -110,15 +112,16 @@ impl Server {
     /// Fails, naming the cause, if the story file cannot be read or the
     /// address cannot be bound.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
-        let story = match &config.story {
-            Some(path) => Story::load(path)?,
-            None => Story::alice(),
+        let library = match (&config.story, &config.stories_dir) {
+            (Some(path), _) => Library::One(Story::load(path)?),
+            (None, Some(dir)) => Library::dir(dir)?,
+            (None, None) => Library::One(Story::alice()),
         };
         let listener = listen(config.addr).await?;
         Ok(Self {
             listener,
             config,
-            story,
+            library,
             calls: Calls::default(),
             killer: Killer::default(),
         })
@@ -150,7 +153,7 @@ impl Server {
         let Self {
             listener,
             config,
-            story,
+            library,
             calls,
             killer,
         } = self;
@@ -172,7 +175,9 @@ impl Server {
         let routes = tonic::service::Routes::new(health_service)
             .add_service(reflection_v1()?)
             .add_service(reflection_v1alpha()?)
-            .add_service(AssistantServiceServer::new(Assistant::new(story, &config)))
+            .add_service(AssistantServiceServer::new(Assistant::new(
+                library, &config,
+            )))
             .add_service(GreeterServer::new(Greeting))
             .add_service(ChatServiceServer::new(Chat::new(&config)))
             .prepare();

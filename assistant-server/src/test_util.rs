@@ -21,6 +21,16 @@ pub struct LogCapture {
 impl LogCapture {
     /// Starts capturing INFO and above until the guard is dropped.
     pub fn install() -> (Self, DefaultGuard) {
+        // tracing caches, per callsite, whether any subscriber wants it. A
+        // test thread with no capture can cache "never" for a callsite just
+        // as another thread's capture is being set up, and that capture
+        // then misses lines. A global subscriber that always answers
+        // "ask me each time" keeps every callsite asking the current
+        // thread's subscriber.
+        static ASK_EACH_TIME: std::sync::Once = std::sync::Once::new();
+        ASK_EACH_TIME.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(AskEachTime);
+        });
         let capture = Self::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(capture.clone())
@@ -96,10 +106,16 @@ impl TestServer {
     /// `config` in a background task. The port is bound when this returns,
     /// so clients may connect at once.
     pub async fn start(config: crate::Config) -> anyhow::Result<Self> {
-        let config = crate::Config {
-            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..config
-        };
+        Self::start_at(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Like [`TestServer::start`], on `addr`: to restart a server where an
+    /// earlier one was, so its clients can come back.
+    pub async fn start_at(
+        addr: std::net::SocketAddr,
+        config: crate::Config,
+    ) -> anyhow::Result<Self> {
+        let config = crate::Config { addr, ..config };
         let server = crate::Server::bind(config).await?;
         let addr = server.local_addr();
         let calls = server.calls();
@@ -155,4 +171,35 @@ pub fn fast_config() -> crate::Config {
         chat_reply_delay: std::time::Duration::ZERO,
         ..crate::Config::default()
     }
+}
+
+/// A global subscriber that records nothing and keeps callsite interest
+/// from being cached; see [`LogCapture::install`].
+struct AskEachTime;
+
+impl tracing::Subscriber for AskEachTime {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, _: &tracing::Event<'_>) {}
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }

@@ -46,6 +46,7 @@ fn peter() -> TellStoryRequest {
     TellStoryRequest {
         user_name: "Peter S".into(),
         institution: "SUSTech".into(),
+        ..Default::default()
     }
 }
 
@@ -453,6 +454,7 @@ async fn bad_names_are_invalid_arguments_naming_the_field() {
                 TellStoryRequest {
                     user_name: bad.into(),
                     institution: "SUSTech".into(),
+                    ..Default::default()
                 },
             ),
             (
@@ -460,6 +462,7 @@ async fn bad_names_are_invalid_arguments_naming_the_field() {
                 TellStoryRequest {
                     user_name: "Peter S".into(),
                     institution: bad.into(),
+                    ..Default::default()
                 },
             ),
         ] {

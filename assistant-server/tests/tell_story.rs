@@ -24,6 +24,7 @@ fn peter() -> TellStoryRequest {
     TellStoryRequest {
         user_name: "Peter S".into(),
         institution: "SUSTech".into(),
+        ..Default::default()
     }
 }
 

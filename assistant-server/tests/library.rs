@@ -1,0 +1,317 @@
+//! The story library and resumable calls: serving a directory of stories
+//! safely, listing them, and continuing a call from any byte.
+
+use std::{path::PathBuf, time::Duration};
+
+use assistant_proto::assistant::{
+    ListStoriesRequest, TellStoryRequest, assistant_service_client::AssistantServiceClient,
+};
+use assistant_server::{
+    Config, Story,
+    test_util::{LogCapture, TestServer, fast_config},
+};
+use tokio::time::timeout;
+use tonic::{Code, transport::Channel};
+
+const GREETING: &str = "Hi Peter S from SUSTech! Here's your story:\n\n";
+const ENDING: &str = "\nThat's it! Hope you like the story~\n";
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A directory that removes itself.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "assistant-{tag}-{}-{}",
+            std::process::id(),
+            fastrand_suffix()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.0.join(name), text).unwrap();
+    }
+}
+
+fn fastrand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn client(server: &TestServer) -> AssistantServiceClient<Channel> {
+    AssistantServiceClient::new(
+        Channel::from_shared(server.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    )
+}
+
+fn request(story: &str, resume_from: u64) -> TellStoryRequest {
+    TellStoryRequest {
+        user_name: "Peter S".into(),
+        institution: "SUSTech".into(),
+        story: story.into(),
+        resume_from,
+    }
+}
+
+/// Every message's text, each checked to start where the one before
+/// ended, and the status that ended the call.
+async fn tell(
+    client: &mut AssistantServiceClient<Channel>,
+    request: TellStoryRequest,
+) -> Result<(Vec<u8>, Code), tonic::Status> {
+    let mut next = request.resume_from;
+    let mut stream = client.tell_story(request).await?.into_inner();
+    let mut text = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(message)) => {
+                assert_eq!(
+                    message.offset, next,
+                    "each message starts where the last ended"
+                );
+                next += message.text_chunk.len() as u64;
+                text.extend_from_slice(&message.text_chunk);
+            }
+            Ok(None) => return Ok((text, Code::Ok)),
+            Err(status) => return Ok((text, status.code())),
+        }
+    }
+}
+
+const ALICE: &str = "Alice's short story\nDown the hole.\n";
+const SNARK: &str = "The Hunting of the Snark\nJust the place for a Snark!\n";
+
+fn library() -> (TempDir, Config) {
+    let dir = TempDir::new("library");
+    dir.write("alice.txt", ALICE);
+    dir.write("snark.txt", SNARK);
+    dir.write("notes.md", "not a story\n");
+    dir.write(".hidden.txt", "not listed\n");
+    let config = Config {
+        stories_dir: Some(dir.0.clone()),
+        ..fast_config()
+    };
+    (dir, config)
+}
+
+#[tokio::test]
+async fn a_directory_serves_every_txt_file_by_name_and_lists_them() {
+    let (logs, _guard) = LogCapture::install();
+    let (dir, config) = library();
+    let server = TestServer::start(config).await.unwrap();
+    let mut client = client(&server).await;
+
+    let listed = client
+        .list_stories(ListStoriesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .stories;
+    let summary: Vec<(String, u64, String)> = listed
+        .into_iter()
+        .map(|s| (s.name, s.size, s.title))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "alice.txt".to_owned(),
+                ALICE.len() as u64,
+                "Alice's short story".to_owned()
+            ),
+            (
+                "snark.txt".to_owned(),
+                SNARK.len() as u64,
+                "The Hunting of the Snark".to_owned()
+            ),
+        ]
+    );
+
+    let (text, _) = tell(&mut client, request("snark.txt", 0)).await.unwrap();
+    assert_eq!(text, format!("{GREETING}{SNARK}{ENDING}").as_bytes());
+    let (text, _) = tell(&mut client, request("", 0)).await.unwrap();
+    assert!(
+        text.starts_with(format!("{GREETING}Alice's short story").as_bytes()),
+        "an empty name means alice.txt"
+    );
+
+    // Added while the server runs: served and listed at once.
+    dir.write("jabberwocky.txt", "Jabberwocky\n'Twas brillig.\n");
+    let (text, _) = tell(&mut client, request("jabberwocky.txt", 0))
+        .await
+        .unwrap();
+    assert!(text.ends_with(format!("'Twas brillig.\n{ENDING}").as_bytes()));
+    let listed = client
+        .list_stories(ListStoriesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .stories;
+    assert_eq!(listed.len(), 3);
+
+    let messages = logs.messages();
+    assert!(
+        messages.iter().any(|m| m == "Start streaming snark.txt"),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "Finishes streaming jabberwocky.txt for Peter S from SUSTech.")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_story_is_not_found_and_lists_what_exists() {
+    let (_dir, config) = library();
+    let server = TestServer::start(config).await.unwrap();
+    let mut client = client(&server).await;
+    for missing in ["nope.txt", "notes.md"] {
+        let status = client.tell_story(request(missing, 0)).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{missing}");
+        assert!(
+            status.message().contains("alice.txt, snark.txt"),
+            "{}",
+            status.message()
+        );
+    }
+    // The built-in library has just the one story.
+    let builtin = TestServer::start(fast_config()).await.unwrap();
+    let status = AssistantServiceClient::connect(builtin.url())
+        .await
+        .unwrap()
+        .tell_story(request("snark.txt", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(
+        status.message().contains("alice.txt"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn nothing_outside_the_directory_is_ever_served() {
+    let (dir, config) = library();
+    let outside = TempDir::new("outside");
+    outside.write("secret.txt", "do not serve\n");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(outside.0.join("secret.txt"), dir.0.join("escape.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.0.join("snark.txt"), dir.0.join("alias.txt")).unwrap();
+    }
+    let server = TestServer::start(config).await.unwrap();
+    let mut client = client(&server).await;
+    let secret_path = outside.0.join("secret.txt").display().to_string();
+    for bad in [
+        "..",
+        "../secret.txt",
+        "/etc/passwd",
+        secret_path.as_str(),
+        "sub/alice.txt",
+        "..\\alice.txt",
+        ".hidden.txt",
+        "alice.txt\0",
+        "escape.txt",
+    ] {
+        if bad == "escape.txt" && !cfg!(unix) {
+            continue;
+        }
+        let status = client.tell_story(request(bad, 0)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
+    }
+    #[cfg(unix)]
+    {
+        // A symlink that stays inside is just another name.
+        let (text, _) = tell(&mut client, request("alias.txt", 0)).await.unwrap();
+        assert!(text.windows(6).any(|w| w == b"Snark!"));
+        let listed = client
+            .list_stories(ListStoriesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .stories;
+        assert!(!listed.iter().any(|s| s.name == "escape.txt"), "{listed:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_call_resumes_from_any_byte_with_the_same_bytes() {
+    let server = TestServer::start(Config {
+        chunk_size: 1000,
+        ..fast_config()
+    })
+    .await
+    .unwrap();
+    let mut client = client(&server).await;
+    let whole = [
+        GREETING.as_bytes(),
+        Story::alice().text(),
+        ENDING.as_bytes(),
+    ]
+    .concat();
+    let (text, code) = tell(&mut client, request("", 0)).await.unwrap();
+    assert_eq!((text.as_slice(), code), (whole.as_slice(), Code::Cancelled));
+
+    let total = whole.len() as u64;
+    // In the greeting, at its end, mid-chunk, on a chunk boundary, in the
+    // ending, and at the very end.
+    for resume_from in [10, 45, 45 + 1500, 45 + 2000, total - 5, total] {
+        let (text, code) = tell(&mut client, request("", resume_from)).await.unwrap();
+        assert!(
+            text == whole[resume_from as usize..],
+            "resuming from {resume_from}"
+        );
+        assert_eq!(code, Code::Cancelled);
+    }
+}
+
+#[tokio::test]
+async fn resuming_past_the_greeting_skips_the_think_time() {
+    let config = Config {
+        think_time: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let mut client = client(&server).await;
+    let mut stream = client
+        .tell_story(request("", 45))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = timeout(PATIENCE, stream.message())
+        .await
+        .expect("no think-time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.offset, 45);
+    assert!(first.text_chunk.starts_with(b"[Alice's Adventures"));
+}
+
+#[tokio::test]
+async fn resuming_past_the_end_is_out_of_range() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let mut client = client(&server).await;
+    let total = (GREETING.len() + Story::alice().text().len() + ENDING.len()) as u64;
+    let status = client.tell_story(request("", total + 1)).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange);
+    assert!(
+        status.message().contains(&total.to_string()),
+        "{}",
+        status.message()
+    );
+}
