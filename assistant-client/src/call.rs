@@ -143,6 +143,15 @@ pub(crate) async fn run(
         {
             Err(CallError::Status(deadline_exceeded()))
         }
+        // A TLS failure after the handshake seemed done (under TLS 1.3 a
+        // server refuses a missing client certificate only then) reaches
+        // the call as a bare transport error; say what it is.
+        Err(CallError::Status(status)) => match crate::connect::tls_error(&status) {
+            Some(reason) => Err(CallError::Status(Status::unauthenticated(format!(
+                "TLS failed: {reason}. Check the server's certificate and --ca-cert (--cert, --key)."
+            )))),
+            None => Err(CallError::Status(status)),
+        },
         other => other,
     };
     match result {

@@ -39,7 +39,8 @@ pub struct Cli {
 /// Flags every subcommand takes.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The server: a URL such as http://127.0.0.1:50051, or a bare host:port.
+    /// The server: a URL such as http://127.0.0.1:50051 (https:// for
+    /// TLS), or a bare host:port.
     #[arg(
         long,
         global = true,
@@ -47,6 +48,19 @@ pub struct Global {
         value_name = "URL"
     )]
     pub server: String,
+
+    /// For an https:// server: trust only this PEM CA, instead of the
+    /// system's roots.
+    #[arg(long, global = true, value_name = "PEM")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
+    /// For mutual TLS: this PEM client certificate; needs --key.
+    #[arg(long, global = true, value_name = "PEM", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --cert.
+    #[arg(long, global = true, value_name = "PEM", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
 
     /// Give up on the call after this long, counting to its last message.
     /// The server is told too, and stops working on it. No limit by default.
@@ -148,6 +162,17 @@ impl StoryArgs {
                 retries: self.retries,
                 backoff: self.retry_backoff,
             },
+        }
+    }
+}
+
+impl Global {
+    /// The TLS files these flags name.
+    pub fn tls(&self) -> crate::connect::TlsFiles {
+        crate::connect::TlsFiles {
+            ca_cert: self.ca_cert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
         }
     }
 }

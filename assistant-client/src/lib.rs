@@ -47,6 +47,20 @@ pub enum ClientError {
         /// The underlying cause, such as "Connection refused".
         reason: String,
     },
+    /// The TLS handshake failed: the server's certificate is not trusted,
+    /// is for another host, or has expired; or the server refused ours.
+    #[error(
+        "TLS with {server} failed: {reason}. Check the server's certificate and --ca-cert (--cert, --key)."
+    )]
+    Tls {
+        /// The address tried.
+        server: String,
+        /// What TLS said.
+        reason: String,
+    },
+    /// A file the flags name cannot be used.
+    #[error("{0}")]
+    Setup(String),
     /// Writing to stdout failed for a reason other than it closing.
     #[error("cannot write the story: {0}")]
     Output(#[source] std::io::Error),
@@ -60,7 +74,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
     let timeout = cli.global.timeout;
-    let channel = connect::connect(&cli.global.server, timeout).await?;
+    let channel = connect::connect(&cli.global.server, &cli.global.tls(), timeout).await?;
     match cli.call() {
         Command::Story(args) => {
             story::tell_story(channel, &args.request(), timeout, out, interrupt).await

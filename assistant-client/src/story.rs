@@ -67,7 +67,8 @@ pub fn is_retryable(status: &Status) -> bool {
         Code::Unavailable => true,
         // A connection reset mid-stream reaches tonic as an HTTP/2 or I/O
         // error, reported UNKNOWN or INTERNAL with the transport error as
-        // its source.
+        // its source; but a TLS refusal would only be refused again.
+        Code::Unknown | Code::Internal if crate::connect::tls_error(status).is_some() => false,
         Code::Unknown | Code::Internal => std::error::Error::source(status).is_some_and(|source| {
             source.is::<tonic::transport::Error>()
                 || source.is::<h2::Error>()

@@ -98,6 +98,19 @@ pub struct Config {
     #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub handshake_timeout: Duration,
 
+    /// Serve TLS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this PEM CA (mutual TLS);
+    /// needs --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+
     /// How logs are written to stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -191,6 +204,9 @@ mod tests {
             &["--max-concurrent-streams", "0"],
             &["--log-format", "xml"],
             &["--story", "a.txt", "--stories-dir", "d"],
+            &["--tls-cert", "c.pem"],
+            &["--tls-key", "k.pem"],
+            &["--client-ca", "ca.pem"],
         ] {
             let argv = std::iter::once("assistant-server").chain(args.iter().copied());
             assert!(

@@ -49,6 +49,7 @@ pub mod shutdown;
 pub mod story;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+pub mod tls;
 pub mod validate;
 
 use std::{
@@ -69,6 +70,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::StreamExt;
 use tonic::{
     server::NamedService,
@@ -193,9 +195,24 @@ impl Server {
             killer.clone(),
             config.handshake_timeout,
         );
+        let tls = tls::acceptor(&config)?;
         let graceful = GracefulShutdown::new();
-        let mut accepting = Box::pin(accept(incoming, http2(&config), service, &graceful));
+        let connections = Connections {
+            http2: http2(&config),
+            service,
+            tls: tls.clone(),
+            handshake_timeout: config.handshake_timeout,
+        };
+        let mut accepting = Box::pin(accept(incoming, connections, &graceful));
         info!("Server started on port {port}");
+        if tls.is_some() {
+            let clients = if config.client_ca.is_some() {
+                "required"
+            } else {
+                "not required"
+            };
+            info!("Serving TLS; client certificates {clients}");
+        }
 
         tokio::select! {
             () = &mut accepting => unreachable!("the listener never runs dry"),
@@ -270,25 +287,61 @@ fn http2(config: &Config) -> http2::Builder<TokioExecutor> {
     builder
 }
 
-/// Accepts connections forever, serving each in a task of its own that
-/// `graceful` can wind down.
-async fn accept(
-    incoming: Incoming,
+/// How each accepted connection is served.
+struct Connections {
     http2: http2::Builder<TokioExecutor>,
     service: CallService<tonic::service::Routes>,
-    graceful: &GracefulShutdown,
-) {
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
+/// Accepts connections forever, serving each in a task of its own that
+/// `graceful` can wind down. The TLS handshake, if any, runs in that task
+/// too, so a slow one holds up no other connection.
+async fn accept(incoming: Incoming, connections: Connections, graceful: &GracefulShutdown) {
     let mut incoming = std::pin::pin!(incoming);
     while let Some(conn) = incoming.next().await {
         // Accept errors are logged, and paced, by `Incoming`.
         let Ok(conn) = conn else { continue };
-        let service = TowerToHyperService::new(service.for_connection(conn.connect_info()));
-        let connection = graceful.watch(http2.serve_connection(TokioIo::new(conn), service));
+        let info = conn.connect_info();
+        let service = TowerToHyperService::new(connections.service.for_connection(info.clone()));
+        let http2 = connections.http2.clone();
+        let watcher = graceful.watcher();
+        let Some(tls) = connections.tls.clone() else {
+            tokio::spawn(serve_connection(
+                watcher,
+                http2,
+                TokioIo::new(conn),
+                service,
+            ));
+            continue;
+        };
+        let handshake_timeout = connections.handshake_timeout;
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                debug!(error = %err, "Connection ended with an error");
+            match tokio::time::timeout(handshake_timeout, tls.accept(conn)).await {
+                Ok(Ok(stream)) => {
+                    serve_connection(watcher, http2, TokioIo::new(stream), service).await
+                }
+                Ok(Err(err)) => {
+                    info!(peer = ?info.remote_addr(), error = %err, "TLS handshake failed")
+                }
+                Err(_) => info!(peer = ?info.remote_addr(), "TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// Serves one connection's HTTP/2 until it closes.
+async fn serve_connection<I>(
+    watcher: hyper_util::server::graceful::Watcher,
+    http2: http2::Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<CallService<tonic::service::Routes>>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    if let Err(err) = watcher.watch(http2.serve_connection(io, service)).await {
+        debug!(error = %err, "Connection ended with an error");
     }
 }
 
