@@ -5,10 +5,52 @@ use std::{future::Future, io, time::Duration};
 
 use assistant_proto::text::Escaped;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tonic::{CancellationHandle, Request, Status};
+use tonic::{CancellationHandle, Request, Status, codec::CompressionEncoding};
 use tracing::{error, info};
 
 use crate::ClientError;
+
+/// How to make every call: its deadline, and its compression.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// The deadline for the whole call.
+    pub timeout: Option<Duration>,
+    /// How to compress requests, and which compressed responses to accept.
+    pub compression: Option<CompressionEncoding>,
+    /// Bytes received on the connection, counted by
+    /// [`connect`](crate::connect::connect).
+    pub wire: WireBytes,
+}
+
+/// A count of the bytes a connection has received, TLS and HTTP/2 framing
+/// included. Cloning it shares the count.
+#[derive(Debug, Clone, Default)]
+pub struct WireBytes(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl WireBytes {
+    /// Bytes received so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(&self, bytes: usize) {
+        self.0
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Sets a generated client to compress as `options` say. (The generated
+/// clients share no trait for this.)
+macro_rules! compressed {
+    ($client:expr, $options:expr) => {{
+        let client = $client;
+        match $options.compression {
+            Some(encoding) => client.send_compressed(encoding).accept_compressed(encoding),
+            None => client,
+        }
+    }};
+}
+pub(crate) use compressed;
 
 /// How a call ended, when it got as far as starting.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 
 use crate::{
     ClientError,
-    call::{self, Ending, print_line},
+    call::{self, CallOptions, Ending, print_line},
 };
 
 fn message(text: impl Into<String>) -> ChatMessage {
@@ -25,11 +25,12 @@ fn message(text: impl Into<String>) -> ChatMessage {
 pub async fn chat_stream<W: AsyncWrite + Unpin>(
     channel: Channel,
     text: String,
-    timeout: Option<Duration>,
+    options: &CallOptions,
     mut out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
-    let mut client = ChatServiceClient::new(channel);
+    let mut client = call::compressed!(ChatServiceClient::new(channel), options);
+    let timeout = options.timeout;
     let receive = async {
         let mut replies = client
             .chat_stream(call::request(message(text), timeout))
@@ -52,11 +53,12 @@ pub async fn chat_stream<W: AsyncWrite + Unpin>(
 pub async fn collect<W: AsyncWrite + Unpin>(
     channel: Channel,
     texts: impl Stream<Item = String> + Send + 'static,
-    timeout: Option<Duration>,
+    options: &CallOptions,
     mut out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
-    let mut client = ChatServiceClient::new(channel);
+    let mut client = call::compressed!(ChatServiceClient::new(channel), options);
+    let timeout = options.timeout;
     let (request, _cancel_on_drop) = call::streaming_request(texts.map(message), timeout);
     let send = async {
         let response = client.collect_stream(request).await?.into_inner();
@@ -76,11 +78,12 @@ pub async fn collect<W: AsyncWrite + Unpin>(
 pub async fn chat<W: AsyncWrite + Unpin>(
     channel: Channel,
     texts: impl Stream<Item = String> + Send + 'static,
-    timeout: Option<Duration>,
+    options: &CallOptions,
     mut out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
-    let mut client = ChatServiceClient::new(channel);
+    let mut client = call::compressed!(ChatServiceClient::new(channel), options);
+    let timeout = options.timeout;
     // The transport pulls texts from the request stream as it sends them;
     // each one is also passed back here to be printed, so that one task
     // owns `out` and the two kinds of line never tear each other.

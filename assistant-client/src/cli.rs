@@ -62,6 +62,11 @@ pub struct Global {
     #[arg(long, global = true, value_name = "PEM", requires = "cert")]
     pub key: Option<std::path::PathBuf>,
 
+    /// Compress requests this way, and accept responses compressed this
+    /// way (the server answers in kind).
+    #[arg(long, global = true, value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+
     /// Give up on the call after this long, counting to its last message.
     /// The server is told too, and stops working on it. No limit by default.
     #[arg(long, global = true, value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
@@ -166,7 +171,32 @@ impl StoryArgs {
     }
 }
 
+/// Message compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
 impl Global {
+    /// The options every call is made with.
+    pub fn options(&self) -> crate::CallOptions {
+        use tonic::codec::CompressionEncoding;
+        crate::CallOptions {
+            timeout: self.timeout,
+            compression: match self.compression {
+                Compression::None => None,
+                Compression::Gzip => Some(CompressionEncoding::Gzip),
+                Compression::Zstd => Some(CompressionEncoding::Zstd),
+            },
+            wire: crate::call::WireBytes::default(),
+        }
+    }
+
     /// The TLS files these flags name.
     pub fn tls(&self) -> crate::connect::TlsFiles {
         crate::connect::TlsFiles {

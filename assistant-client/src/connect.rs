@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::ClientError;
+use crate::{CallOptions, ClientError, call::WireBytes};
 
 /// How long to wait for the TCP connection before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,23 +105,107 @@ fn url(server: &str) -> String {
 
 /// Connects to `--server`, failing with one line that says what to do.
 /// A `timeout` shorter than [`CONNECT_TIMEOUT`] bounds the wait too.
+///
+/// Bytes received on the connection are counted in `options.wire`.
 pub async fn connect(
     server: &str,
     tls: &TlsFiles,
-    timeout: Option<Duration>,
+    options: &CallOptions,
 ) -> Result<Channel, ClientError> {
-    let limit = timeout.map_or(CONNECT_TIMEOUT, |timeout| timeout.min(CONNECT_TIMEOUT));
+    let limit = options
+        .timeout
+        .map_or(CONNECT_TIMEOUT, |timeout| timeout.min(CONNECT_TIMEOUT));
     let endpoint = endpoint(server, tls)?.connect_timeout(limit);
-    endpoint.connect().await.map_err(|err| {
-        let server = url(server);
-        match tls_error(&err) {
-            Some(reason) => ClientError::Tls { server, reason },
-            None => ClientError::Unreachable {
-                server,
-                reason: root_cause(&err),
-            },
+    let wire = options.wire.clone();
+    let connector = tower::service_fn(move |uri: http::Uri| {
+        let wire = wire.clone();
+        async move {
+            let host = uri
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri
+                .port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                });
+            let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(Counted { stream, wire }))
         }
-    })
+    });
+    endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|err| {
+            let server = url(server);
+            match tls_error(&err) {
+                Some(reason) => ClientError::Tls { server, reason },
+                None => ClientError::Unreachable {
+                    server,
+                    reason: root_cause(&err),
+                },
+            }
+        })
+}
+
+/// A TCP stream that counts the bytes it reads.
+struct Counted {
+    stream: tokio::net::TcpStream,
+    wire: WireBytes,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        self.wire.add(buf.filled().len() - before);
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// The innermost cause, which is the one that names what went wrong

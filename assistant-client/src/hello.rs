@@ -1,6 +1,6 @@
 //! `SayHello`: the unary call shape.
 
-use std::{future::Future, time::Duration};
+use std::future::Future;
 
 use assistant_proto::hello_world::{HelloRequest, greeter_client::GreeterClient};
 use tokio::io::AsyncWrite;
@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 
 use crate::{
     ClientError,
-    call::{self, Ending, print_line},
+    call::{self, CallOptions, Ending, print_line},
 };
 
 /// Asks the server to greet `name`, and prints its answer to `out`:
@@ -16,11 +16,12 @@ use crate::{
 pub async fn say_hello<W: AsyncWrite + Unpin>(
     channel: Channel,
     name: String,
-    timeout: Option<Duration>,
+    options: &CallOptions,
     mut out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
-    let mut client = GreeterClient::new(channel);
+    let mut client = call::compressed!(GreeterClient::new(channel), options);
+    let timeout = options.timeout;
     let hello = async {
         let response = client
             .say_hello(call::request(HelloRequest { name }, timeout))

@@ -20,7 +20,7 @@ use tokio::io::AsyncWrite;
 pub use assistant_proto::codes::code_name;
 
 pub use crate::{
-    call::Ending,
+    call::{CallOptions, Ending},
     cli::{Cli, Command},
     story::StoryRequest,
 };
@@ -73,25 +73,25 @@ pub async fn run<W: AsyncWrite + Unpin>(
     out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
-    let timeout = cli.global.timeout;
-    let channel = connect::connect(&cli.global.server, &cli.global.tls(), timeout).await?;
+    let options = cli.global.options();
+    let channel = connect::connect(&cli.global.server, &cli.global.tls(), &options).await?;
     match cli.call() {
         Command::Story(args) => {
-            story::tell_story(channel, &args.request(), timeout, out, interrupt).await
+            story::tell_story(channel, &args.request(), &options, out, interrupt).await
         }
-        Command::List => story::list_stories(channel, timeout, out, interrupt).await,
-        Command::Hello { name } => hello::say_hello(channel, name, timeout, out, interrupt).await,
+        Command::List => story::list_stories(channel, &options, out, interrupt).await,
+        Command::Hello { name } => hello::say_hello(channel, name, &options, out, interrupt).await,
         Command::ChatStream { text } => {
-            chat::chat_stream(channel, text, timeout, out, interrupt).await
+            chat::chat_stream(channel, text, &options, out, interrupt).await
         }
         Command::Collect { texts } => {
-            chat::collect(channel, tokio_stream::iter(texts), timeout, out, interrupt).await
+            chat::collect(channel, tokio_stream::iter(texts), &options, out, interrupt).await
         }
         Command::Chat { texts, send_delay } => {
             chat::chat(
                 channel,
                 chat::paced(texts, send_delay),
-                timeout,
+                &options,
                 out,
                 interrupt,
             )

@@ -9,11 +9,11 @@ use assistant_proto::assistant::{
 };
 use tokio::io::AsyncWrite;
 use tonic::{Code, Status, transport::Channel};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     ClientError,
-    call::{self, CallError, Ending, print_line},
+    call::{self, CallError, CallOptions, Ending, print_line},
     typing::Typist,
 };
 
@@ -93,7 +93,7 @@ pub fn is_retryable(status: &Status) -> bool {
 pub async fn tell_story<W: AsyncWrite + Unpin>(
     channel: Channel,
     request: &StoryRequest,
-    timeout: Option<Duration>,
+    options: &CallOptions,
     out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
@@ -102,7 +102,8 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
         request.user_name, request.institution
     );
     let mut typist = Typist::new(out, request.buffer_size, request.step);
-    let mut client = AssistantServiceClient::new(channel);
+    let mut client = call::compressed!(AssistantServiceClient::new(channel), options);
+    let timeout = options.timeout;
 
     let story = async {
         let mut received = 0;
@@ -128,6 +129,12 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
             );
             tokio::time::sleep(delay).await;
         };
+        debug!(
+            text_bytes = received,
+            wire_bytes = options.wire.get(),
+            "Received {received} bytes of text in {} bytes on the wire",
+            options.wire.get()
+        );
         // Whatever the stream left unfinished (a character cut short) is
         // typed before the ending is reported.
         if matches!(result, Ok(()) | Err(CallError::Status(_))) {
@@ -203,11 +210,12 @@ fn report(ending: &Ending) {
 /// and title, separated by tabs.
 pub async fn list_stories<W: AsyncWrite + Unpin>(
     channel: Channel,
-    timeout: Option<Duration>,
+    options: &CallOptions,
     mut out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
-    let mut client = AssistantServiceClient::new(channel);
+    let mut client = call::compressed!(AssistantServiceClient::new(channel), options);
+    let timeout = options.timeout;
     let list = async {
         let stories = client
             .list_stories(call::request(ListStoriesRequest {}, timeout))

@@ -69,9 +69,10 @@ async fn chat_stream_prints_each_message_the_moment_it_arrives() {
         ..fast_config()
     };
     let server = TestServer::start(config).await.unwrap();
-    let channel = assistant_client::connect::connect(&server.url(), &Default::default(), None)
-        .await
-        .unwrap();
+    let channel =
+        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
+            .await
+            .unwrap();
     let tap = Tap::new();
     let interrupt = {
         let tap = tap.clone();
@@ -79,7 +80,13 @@ async fn chat_stream_prints_each_message_the_moment_it_arrives() {
     };
     let ending = timeout(
         PATIENCE,
-        chat::chat_stream(channel, "start".into(), None, tap.clone(), interrupt),
+        chat::chat_stream(
+            channel,
+            "start".into(),
+            &Default::default(),
+            tap.clone(),
+            interrupt,
+        ),
     )
     .await
     .unwrap()
@@ -101,14 +108,15 @@ async fn collect_prints_the_texts_joined_by_spaces() {
 #[tokio::test]
 async fn collect_of_an_empty_stream_is_an_empty_text_with_status_ok() {
     let server = TestServer::start(fast_config()).await.unwrap();
-    let channel = assistant_client::connect::connect(&server.url(), &Default::default(), None)
-        .await
-        .unwrap();
+    let channel =
+        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
+            .await
+            .unwrap();
     let mut out = Vec::new();
     let ending = chat::collect(
         channel,
         tokio_stream::empty(),
-        None,
+        &Default::default(),
         &mut out,
         std::future::pending(),
     )
@@ -146,9 +154,10 @@ fn lockstep(tap: Tap) -> impl Stream<Item = String> + Send + 'static {
 async fn chat_is_truly_bidirectional_reply_n_arrives_before_text_n_plus_1_is_sent() {
     let (logs, _guard) = LogCapture::install();
     let server = TestServer::start(fast_config()).await.unwrap();
-    let channel = assistant_client::connect::connect(&server.url(), &Default::default(), None)
-        .await
-        .unwrap();
+    let channel =
+        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
+            .await
+            .unwrap();
     let tap = Tap::new();
     // A client that sent everything before reading would never see a reply
     // here, so `lockstep` would never yield its second text.
@@ -157,7 +166,7 @@ async fn chat_is_truly_bidirectional_reply_n_arrives_before_text_n_plus_1_is_sen
         chat::chat(
             channel,
             lockstep(tap.clone()),
-            None,
+            &Default::default(),
             tap.clone(),
             std::future::pending(),
         ),
@@ -218,9 +227,10 @@ async fn cancelling_mid_chat_is_noticed_by_the_server_which_stops() {
         ..fast_config()
     };
     let server = TestServer::start(config).await.unwrap();
-    let channel = assistant_client::connect::connect(&server.url(), &Default::default(), None)
-        .await
-        .unwrap();
+    let channel =
+        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
+            .await
+            .unwrap();
     let tap = Tap::new();
     let texts = tokio_stream::iter(["one".to_owned()]).chain(tokio_stream::pending());
     let interrupt = {
@@ -229,7 +239,7 @@ async fn cancelling_mid_chat_is_noticed_by_the_server_which_stops() {
     };
     let ending = timeout(
         PATIENCE,
-        chat::chat(channel, texts, None, tap.clone(), interrupt),
+        chat::chat(channel, texts, &Default::default(), tap.clone(), interrupt),
     )
     .await
     .unwrap()
@@ -280,16 +290,20 @@ async fn timeout_before_any_answer_is_a_deadline_error_too() {
     // CollectStream answers only when the client's stream ends, which this
     // one never does: the deadline passes before any response header.
     let server = TestServer::start(fast_config()).await.unwrap();
-    let channel = assistant_client::connect::connect(&server.url(), &Default::default(), None)
-        .await
-        .unwrap();
-    let timeout_after = Some(Duration::from_millis(200));
+    let channel =
+        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
+            .await
+            .unwrap();
+    let options = assistant_client::CallOptions {
+        timeout: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
     let ending = timeout(
         PATIENCE,
         chat::collect(
             channel,
             tokio_stream::pending(),
-            timeout_after,
+            &options,
             Vec::new(),
             std::future::pending(),
         ),

@@ -73,6 +73,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::StreamExt;
 use tonic::{
+    codec::CompressionEncoding,
     server::NamedService,
     transport::server::{Connected, TcpIncoming},
 };
@@ -93,6 +94,19 @@ use crate::{
     middleware::{CallService, Endings},
     validate::MAX_REQUEST_BYTES,
 };
+
+/// A generated service that accepts gzip and zstd requests, and answers in
+/// whichever of them the client accepts. (The generated servers share no
+/// trait for this.)
+macro_rules! compressible {
+    ($service:expr) => {
+        $service
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd)
+    };
+}
 
 /// How long shutdown waits for ended calls to flush their last bytes and
 /// for connections to close by themselves, before closing them.
@@ -177,11 +191,11 @@ impl Server {
         let routes = tonic::service::Routes::new(health_service)
             .add_service(reflection_v1()?)
             .add_service(reflection_v1alpha()?)
-            .add_service(AssistantServiceServer::new(Assistant::new(
-                library, &config,
-            )))
-            .add_service(GreeterServer::new(Greeting))
-            .add_service(ChatServiceServer::new(Chat::new(&config)))
+            .add_service(compressible!(AssistantServiceServer::new(Assistant::new(
+                library, &config
+            ))))
+            .add_service(compressible!(GreeterServer::new(Greeting)))
+            .add_service(compressible!(ChatServiceServer::new(Chat::new(&config))))
             .prepare();
         let service = CallService::new(
             routes,

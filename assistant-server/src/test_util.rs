@@ -21,6 +21,11 @@ pub struct LogCapture {
 impl LogCapture {
     /// Starts capturing INFO and above until the guard is dropped.
     pub fn install() -> (Self, DefaultGuard) {
+        Self::install_at(tracing::Level::INFO)
+    }
+
+    /// Starts capturing `level` and above until the guard is dropped.
+    pub fn install_at(level: tracing::Level) -> (Self, DefaultGuard) {
         // tracing caches, per callsite, whether any subscriber wants it. A
         // test thread with no capture can cache "never" for a callsite just
         // as another thread's capture is being set up, and that capture
@@ -37,7 +42,7 @@ impl LogCapture {
             .with_ansi(false)
             .without_time()
             .with_target(false)
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(level)
             .finish();
         let guard = tracing::subscriber::set_default(subscriber);
         (capture, guard)
