@@ -80,6 +80,13 @@ pub enum Command {
     Story(StoryArgs),
     /// Unary: list the stories the server can tell (name, bytes, title).
     List,
+    /// Unary: ask the standard health service whether the server (or one
+    /// service) is SERVING; exits 0 only if it is.
+    Health {
+        /// The service to ask about; the whole server if not given.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        service: String,
+    },
     /// Unary: send a name, get one greeting back.
     Hello {
         /// The name to greet.

@@ -1,4 +1,5 @@
-//! `SayHello`: the unary call shape.
+//! Unary calls: `SayHello`, the tutorial's unary call shape, and the
+//! standard health check.
 
 use std::future::Future;
 
@@ -31,4 +32,38 @@ pub async fn say_hello<W: AsyncWrite + Unpin>(
         Ok(())
     };
     call::run_reported(hello, interrupt, timeout).await
+}
+
+/// Asks the standard health service about `service` (the whole server if
+/// empty) and prints its status, such as `SERVING`. Anything but SERVING
+/// is a failure, so scripts and probes can rely on the exit code.
+pub async fn check_health<W: AsyncWrite + Unpin>(
+    channel: Channel,
+    service: String,
+    options: &CallOptions,
+    mut out: W,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Ending, ClientError> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut client = HealthClient::new(channel);
+    let timeout = options.timeout;
+    let check = async {
+        let status = client
+            .check(call::request(HealthCheckRequest { service }, timeout))
+            .await?
+            .into_inner()
+            .status();
+        print_line(&mut out, status.as_str_name()).await?;
+        if status != ServingStatus::Serving {
+            return Err(tonic::Status::unavailable(format!(
+                "the server reports {}",
+                status.as_str_name()
+            ))
+            .into());
+        }
+        Ok(())
+    };
+    call::run_reported(check, interrupt, timeout).await
 }

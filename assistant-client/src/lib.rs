@@ -80,6 +80,9 @@ pub async fn run<W: AsyncWrite + Unpin>(
             story::tell_story(channel, &args.request(), &options, out, interrupt).await
         }
         Command::List => story::list_stories(channel, &options, out, interrupt).await,
+        Command::Health { service } => {
+            hello::check_health(channel, service, &options, out, interrupt).await
+        }
         Command::Hello { name } => hello::say_hello(channel, name, &options, out, interrupt).await,
         Command::ChatStream { text } => {
             chat::chat_stream(channel, text, &options, out, interrupt).await

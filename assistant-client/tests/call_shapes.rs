@@ -341,3 +341,24 @@ async fn every_subcommand_reports_an_unreachable_server_in_one_line() {
         assert!(!err.to_string().contains('\n'));
     }
 }
+
+#[tokio::test]
+async fn health_prints_serving_and_fails_for_an_unknown_service() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let (out, ending) = run(&server, &["health"]).await;
+    assert_eq!(out, "SERVING\n");
+    assert_eq!(ending.exit_code(), 0);
+    let (out, ending) = run(
+        &server,
+        &["health", "--service", "assistant.AssistantService"],
+    )
+    .await;
+    assert_eq!(out, "SERVING\n");
+    assert_eq!(ending.exit_code(), 0);
+    let (_, ending) = run(&server, &["health", "--service", "no.Such"]).await;
+    assert!(
+        matches!(&ending, Ending::Failed(status) if status.code() == Code::NotFound),
+        "{ending:?}"
+    );
+    assert_eq!(ending.exit_code(), 1);
+}
