@@ -87,6 +87,8 @@ pub enum Command {
         #[arg(long, default_value = "", hide_default_value = true)]
         service: String,
     },
+    /// Load: many concurrent story calls; reports throughput and latency.
+    Bench(crate::bench::BenchArgs),
     /// Unary: send a name, get one greeting back.
     Hello {
         /// The name to greet.

@@ -5,6 +5,7 @@
 //! arguments, so tests can drive it in-process against a real server and
 //! inspect exactly what it printed.
 
+pub mod bench;
 pub mod call;
 pub mod chat;
 pub mod cli;
@@ -80,6 +81,9 @@ pub async fn run<W: AsyncWrite + Unpin>(
             story::tell_story(channel, &args.request(), &options, out, interrupt).await
         }
         Command::List => story::list_stories(channel, &options, out, interrupt).await,
+        Command::Bench(args) => {
+            bench::run(&cli.global.server, &cli.global.tls(), &options, &args, out, interrupt).await
+        }
         Command::Health { service } => {
             hello::check_health(channel, service, &options, out, interrupt).await
         }
