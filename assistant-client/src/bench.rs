@@ -16,7 +16,9 @@ use std::{
 };
 
 use assistant_proto::{
-    assistant::{ListStoriesRequest, TellStoryRequest, assistant_service_client::AssistantServiceClient},
+    assistant::{
+        ListStoriesRequest, TellStoryRequest, assistant_service_client::AssistantServiceClient,
+    },
     codes::code_name,
 };
 use hdrhistogram::Histogram;
@@ -120,7 +122,8 @@ struct Tally {
 impl Tally {
     fn new() -> Self {
         // Microseconds, up to an hour, three significant figures.
-        let histogram = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
+        let histogram =
+            || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
         Self {
             ok: 0,
             failed: 0,
@@ -164,7 +167,9 @@ impl Budget {
             return false;
         }
         match self {
-            Budget::Calls(left) => left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok(),
+            Budget::Calls(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
             Budget::Until(end) => Instant::now() < *end,
         }
     }
@@ -187,7 +192,9 @@ pub async fn run<W: AsyncWrite + Unpin>(
 
     let budget = match (args.calls, args.duration) {
         (Some(calls), _) => Budget::Calls(Arc::new(AtomicU64::new(calls))),
-        (None, duration) => Budget::Until(Instant::now() + duration.unwrap_or(Duration::from_secs(10))),
+        (None, duration) => {
+            Budget::Until(Instant::now() + duration.unwrap_or(Duration::from_secs(10)))
+        }
     };
     let progress = progress_bar(args);
     let stop = Arc::new(AtomicBool::new(false));
@@ -197,7 +204,9 @@ pub async fn run<W: AsyncWrite + Unpin>(
             let channel = channels[(i % args.connections) as usize].clone();
             let (budget, stop, progress) = (budget.clone(), Arc::clone(&stop), progress.clone());
             let (options, story) = (options.clone(), args.story.clone());
-            tokio::spawn(async move { caller(channel, &options, story, expected, budget, &stop, &progress).await })
+            tokio::spawn(async move {
+                caller(channel, &options, story, expected, budget, &stop, &progress).await
+            })
         })
         .collect();
 
@@ -220,10 +229,14 @@ pub async fn run<W: AsyncWrite + Unpin>(
     progress.finish_and_clear();
 
     let report = report(&tally, started.elapsed(), expected);
-    print_report(&mut out, &report).await.map_err(ClientError::Output)?;
+    print_report(&mut out, &report)
+        .await
+        .map_err(ClientError::Output)?;
     if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&report).map_err(|err| ClientError::Setup(err.to_string()))?;
-        std::fs::write(path, json).map_err(|err| ClientError::Setup(format!("cannot write {}: {err}", path.display())))?;
+        let json = serde_json::to_vec_pretty(&report)
+            .map_err(|err| ClientError::Setup(err.to_string()))?;
+        std::fs::write(path, json)
+            .map_err(|err| ClientError::Setup(format!("cannot write {}: {err}", path.display())))?;
     }
     if report.calls_failed > 0 {
         let status = Status::unknown(format!("{} of the calls failed", report.calls_failed));
@@ -279,7 +292,10 @@ async fn caller(
         let mut first = None;
         let mut bytes = 0;
         let ended = async {
-            let mut stream = client.tell_story(call::request(request, options.timeout)).await?.into_inner();
+            let mut stream = client
+                .tell_story(call::request(request, options.timeout))
+                .await?
+                .into_inner();
             while let Some(message) = stream.message().await? {
                 first.get_or_insert_with(|| started.elapsed());
                 bytes += message.text_chunk.len() as u64;
@@ -359,8 +375,12 @@ async fn print_report<W: AsyncWrite + Unpin>(out: &mut W, report: &Report) -> st
     text += &line("first message", &report.first_message_ms);
     text += &line("whole call", &report.whole_call_ms);
     match report.expected_bytes_per_call {
-        Some(bytes) => text += &format!("checked        every call delivered {bytes} bytes of text\n"),
-        None => text += "checked        every call ended well (the server did not say how long the story is)\n",
+        Some(bytes) => {
+            text += &format!("checked        every call delivered {bytes} bytes of text\n")
+        }
+        None => {
+            text += "checked        every call ended well (the server did not say how long the story is)\n"
+        }
     }
     for (code, count) in &report.errors {
         text += &format!("error          {code}: {count}\n");

@@ -82,7 +82,15 @@ pub async fn run<W: AsyncWrite + Unpin>(
         }
         Command::List => story::list_stories(channel, &options, out, interrupt).await,
         Command::Bench(args) => {
-            bench::run(&cli.global.server, &cli.global.tls(), &options, &args, out, interrupt).await
+            bench::run(
+                &cli.global.server,
+                &cli.global.tls(),
+                &options,
+                &args,
+                out,
+                interrupt,
+            )
+            .await
         }
         Command::Health { service } => {
             hello::check_health(channel, service, &options, out, interrupt).await

@@ -10,9 +10,21 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let config = Config::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The story logs a line per chunk: writing each with its own syscall on
+    // the calling thread would cost most of the server's throughput. A
+    // writer thread batches the lines instead (it flushes whenever it runs
+    // out of lines to write), and blocks callers rather than drop lines if
+    // it ever falls behind. The guard flushes what is left at exit.
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match config.log_format {
         LogFormat::Text => logs
             .with_target(false)
