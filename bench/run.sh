@@ -92,7 +92,7 @@ start() {
 }
 
 cpu_seconds() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
-rss_mb() { awk '/VmHWM/ { print $2 / 1024 }' "/proc/$1/status"; }
+rss_mb() { awk '/VmHWM/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # h2load throughput: prints req/s, after checking every byte arrived.
@@ -123,7 +123,7 @@ for name in floor project project-info python; do
   cpu0=$(cpu_seconds "$pid"); t0=$(date +%s.%N)
   for _ in $(seq "$runs"); do h2load_rps "$port" "$calls" "$bytes"; done >"$work/$name.rps"
   t1=$(date +%s.%N); cpu1=$(cpu_seconds "$pid")
-  result[$name.rps]=$(median <"$work/$name.rps")
+  result[$name.rps]=$(median <"$work/$name.rps" | awk '{ printf "%.0f", $1 }')
   result[$name.cpu]=$(awk -v c="$(echo "$cpu1 - $cpu0" | bc)" -v t="$(echo "$t1 - $t0" | bc)" 'BEGIN { printf "%.2f", c / t }')
   result[$name.rss]=$(rss_mb "$pid")
   if [ "$name" != python ]; then
@@ -144,7 +144,7 @@ for name in floor project project-info python; do
       "$client" --server "127.0.0.1:$port" bench --calls 10000 --concurrency 64 --connections 4 --json "$work/b.json" >/dev/null 2>&1
       python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["calls_failed"] == 0; print(r["calls_per_second"])' "$work/b.json"
     done >"$work/$name.client"
-    result[$name.client]=$(median <"$work/$name.client")
+    result[$name.client]=$(median <"$work/$name.client" | awk '{ printf "%.0f", $1 }')
   fi
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
