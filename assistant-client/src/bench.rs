@@ -258,16 +258,8 @@ async fn expected_bytes(channel: Channel, story: &str) -> Option<u64> {
         .stories;
     let name = if story.is_empty() { "alice.txt" } else { story };
     let size = stories.iter().find(|s| s.name == name)?.size;
-    let greeting = greeting("bench", "bench").len() as u64;
-    Some(greeting + size + ENDING.len() as u64)
+    Some(assistant_proto::sequence::total_len("bench", "bench", size))
 }
-
-fn greeting(user_name: &str, institution: &str) -> String {
-    format!("Hi {user_name} from {institution}! Here's your story:\n\n")
-}
-
-/// The server's closing line, counted in the expected bytes.
-const ENDING: &str = "\nThat's it! Hope you like the story~\n";
 
 /// One caller: calls until the budget runs out.
 async fn caller(

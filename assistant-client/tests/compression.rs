@@ -3,14 +3,8 @@
 //! bytes on the wire.
 
 use assistant_client::{CallOptions, Ending, StoryRequest, story::Retry};
-use assistant_server::{
-    Story,
-    test_util::{LogCapture, TestServer, fast_config},
-};
+use assistant_server::test_util::{LogCapture, TestServer, fast_config, whole_story};
 use tonic::codec::CompressionEncoding;
-
-const GREETING: &str = "Hi Peter S from SUSTech! Here's your story:\n\n";
-const ENDING: &str = "\nThat's it! Hope you like the story~\n";
 
 /// Tells the whole story with `compression`; returns what was printed and
 /// the bytes received on the wire.
@@ -46,15 +40,6 @@ async fn tell(compression: Option<CompressionEncoding>) -> (Vec<u8>, u64) {
     .unwrap();
     assert!(matches!(ending, Ending::CancelledByServer), "{ending:?}");
     (out, options.wire.get())
-}
-
-fn whole_story() -> Vec<u8> {
-    [
-        GREETING.as_bytes(),
-        Story::alice().text(),
-        ENDING.as_bytes(),
-    ]
-    .concat()
 }
 
 #[tokio::test]

@@ -13,14 +13,12 @@ use assistant_proto::assistant::{
     assistant_service_server::{AssistantService, AssistantServiceServer},
 };
 use assistant_server::{
-    Config, Finish, Story,
-    test_util::{LogCapture, TestServer, fast_config},
+    Config, Finish,
+    test_util::{ENDING, GREETING, LogCapture, TestServer, fast_config, whole_story},
 };
 use tokio::{io::AsyncWrite, time::timeout};
 use tonic::{Request, Response, Status};
 
-const GREETING: &str = "Hi Peter S from SUSTech! Here's your story:\n\n";
-const ENDING: &str = "\nThat's it! Hope you like the story~\n";
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn cli(server: &str, extra: &[&str]) -> Cli {
@@ -33,15 +31,6 @@ fn cli(server: &str, extra: &[&str]) -> Cli {
 /// The client as `--buffer-size 1024 --step-sec 0` runs it.
 fn fast_cli(server: &str) -> Cli {
     cli(server, &["--buffer-size", "1024", "--step-sec", "0"])
-}
-
-fn whole_story() -> Vec<u8> {
-    [
-        GREETING.as_bytes(),
-        Story::alice().text(),
-        ENDING.as_bytes(),
-    ]
-    .concat()
 }
 
 #[tokio::test]

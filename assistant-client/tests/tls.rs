@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use assistant_client::{Cli, ClientError, Ending};
 use assistant_server::{
-    Config, Story,
-    test_util::{TestServer, fast_config},
+    Config,
+    test_util::{TestServer, fast_config, whole_story},
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -17,9 +17,6 @@ use rcgen::{
 mod common;
 
 use common::TempDir;
-
-const GREETING: &str = "Hi Peter S from SUSTech! Here's your story:\n\n";
-const ENDING: &str = "\nThat's it! Hope you like the story~\n";
 
 /// A certificate authority for one test, writing its files to a temporary
 /// directory.
@@ -109,15 +106,6 @@ async fn run(server: &TestServer, flags: &[&str]) -> Result<(Vec<u8>, Ending), C
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn whole_story() -> Vec<u8> {
-    [
-        GREETING.as_bytes(),
-        Story::alice().text(),
-        ENDING.as_bytes(),
-    ]
-    .concat()
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use assistant_proto::{
         ListStoriesRequest, ListStoriesResponse, StoryInfo, TellStoryRequest, TellStoryResponse,
         assistant_service_server::AssistantService,
     },
+    sequence,
     text::Escaped,
 };
 use bytes::Bytes;
@@ -28,9 +29,6 @@ const PREVIEW_BYTES: usize = 10;
 
 /// The message that ends a finished story under `--finish cancel`.
 pub const STORY_FINISHED: &str = "story finished";
-
-/// What every story ends with.
-pub const ENDING: &str = "\nThat's it! Hope you like the story~\n";
 
 /// The story-telling service. Cheap to clone: every call shares the
 /// library, and the stories it holds in memory.
@@ -90,7 +88,7 @@ impl AssistantService for Assistant {
         let greeting = Bytes::from(format!(
             "Hi {user_name} from {institution}! Here's your story:\n\n"
         ));
-        let total = (greeting.len() + story.text().len() + ENDING.len()) as u64;
+        let total = sequence::total_len(&user_name, &institution, story.text().len() as u64);
         if resume_from > total {
             return Err(Status::out_of_range(format!(
                 "cannot resume from byte {resume_from}: this story's call is {total} bytes"
@@ -191,7 +189,7 @@ impl Telling {
                 pause(pacing.chunk_delay).await;
             }
             info!("[EOF]");
-            if let Some(rest) = from(&Bytes::from_static(ENDING.as_bytes()), ending_start, resume_from) {
+            if let Some(rest) = from(&Bytes::from_static(sequence::ENDING.as_bytes()), ending_start, resume_from) {
                 yield Ok(send(&call, rest, ending_start.max(resume_from)));
             }
 

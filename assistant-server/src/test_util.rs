@@ -166,6 +166,24 @@ impl TestServer {
         self.killer.kill();
     }
 }
+/// The greeting the tests' usual caller, Peter S from SUSTech, expects,
+/// written out rather than computed by the code under test.
+pub const GREETING: &str = "Hi Peter S from SUSTech! Here's your story:\n\n";
+
+/// The ending every story call is expected to close with.
+pub const ENDING: &str = "\nThat's it! Hope you like the story~\n";
+
+/// Everything a whole `alice.txt` call is expected to carry for Peter S
+/// from SUSTech: greeting, story and ending, byte for byte.
+pub fn whole_story() -> Vec<u8> {
+    [
+        GREETING.as_bytes(),
+        crate::Story::alice().text(),
+        ENDING.as_bytes(),
+    ]
+    .concat()
+}
+
 /// The tutorials' settings without their pauses: no think-time and no
 /// delays between messages, so a whole story takes milliseconds.
 pub fn fast_config() -> crate::Config {

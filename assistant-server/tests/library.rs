@@ -8,13 +8,11 @@ use assistant_proto::assistant::{
 };
 use assistant_server::{
     Config, Story,
-    test_util::{LogCapture, TestServer, fast_config},
+    test_util::{ENDING, GREETING, LogCapture, TestServer, fast_config},
 };
 use tokio::time::timeout;
 use tonic::{Code, transport::Channel};
 
-const GREETING: &str = "Hi Peter S from SUSTech! Here's your story:\n\n";
-const ENDING: &str = "\nThat's it! Hope you like the story~\n";
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A directory that removes itself.

@@ -9,13 +9,11 @@ use assistant_proto::assistant::{
 };
 use assistant_server::{
     Config, Finish, Story,
-    test_util::{LogCapture, TestServer, fast_config},
+    test_util::{ENDING, GREETING, LogCapture, TestServer, fast_config},
 };
 use tokio::time::timeout;
 use tonic::{Code, Streaming, transport::Channel};
 
-const GREETING: &str = "Hi Peter S from SUSTech! Here's your story:\n\n";
-const ENDING: &str = "\nThat's it! Hope you like the story~\n";
 /// A bound for waits that should end in milliseconds, so a bug fails the
 /// test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(10);

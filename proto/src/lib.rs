@@ -10,6 +10,7 @@
 
 pub mod codes;
 pub mod seconds;
+pub mod sequence;
 pub mod text;
 
 /// The `assistant` protobuf package: the story-telling service.

@@ -9,15 +9,17 @@
 //!
 //! Usage: `floor [ADDR]` (default `127.0.0.1:50052`).
 
-use assistant_proto::assistant::{
-    ListStoriesRequest, ListStoriesResponse, StoryInfo, TellStoryRequest, TellStoryResponse,
-    assistant_service_server::{AssistantService, AssistantServiceServer},
+use assistant_proto::{
+    assistant::{
+        ListStoriesRequest, ListStoriesResponse, StoryInfo, TellStoryRequest, TellStoryResponse,
+        assistant_service_server::{AssistantService, AssistantServiceServer},
+    },
+    sequence,
 };
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
 
 const STORY: &[u8] = include_bytes!("../../../stories/alice.txt");
-const ENDING: &[u8] = b"\nThat's it! Hope you like the story~\n";
 
 struct Floor {
     chunks: Vec<Bytes>,
@@ -34,10 +36,7 @@ impl AssistantService for Floor {
         request: Request<TellStoryRequest>,
     ) -> Result<Response<Self::TellStoryStream>, Status> {
         let request = request.into_inner();
-        let greeting = format!(
-            "Hi {} from {}! Here's your story:\n\n",
-            request.user_name, request.institution
-        );
+        let greeting = sequence::greeting(&request.user_name, &request.institution);
         let mut messages = Vec::with_capacity(self.chunks.len() + 3);
         let mut offset = 0;
         let mut push = |text: Bytes| {
@@ -52,7 +51,7 @@ impl AssistantService for Floor {
         for chunk in &self.chunks {
             push(chunk.clone());
         }
-        push(Bytes::from_static(ENDING));
+        push(Bytes::from_static(sequence::ENDING.as_bytes()));
         messages.push(Err(Status::cancelled("story finished")));
         Ok(Response::new(tokio_stream::iter(messages)))
     }
