@@ -167,8 +167,11 @@ where
             context.identify_peer(peer);
         }
         request.extensions_mut().insert(context.clone());
-        let deadline =
-            grpc_timeout(request.headers()).map(|timeout| tokio::time::Instant::now() + timeout);
+        // The longest legal grpc-timeout (99,999,999 hours) overflows an
+        // Instant on some platforms; a deadline past what one can hold is
+        // no deadline at all.
+        let deadline = grpc_timeout(request.headers())
+            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
         let mut record = Record {
             span: span.clone(),
             context,

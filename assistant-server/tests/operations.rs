@@ -389,6 +389,24 @@ async fn the_deadline_also_covers_a_handler_waiting_on_its_client() {
     timeout(PATIENCE, server.calls.idle()).await.unwrap();
 }
 
+#[tokio::test]
+async fn the_longest_deadline_a_caller_can_write_is_no_deadline_and_no_panic() {
+    // 99,999,999 hours is legal grpc-timeout, and past what an Instant can
+    // hold: it must mean "no deadline", not an overflow.
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let (status, text) = raw_h2_call(
+        &server,
+        "/hello_world.Greeter/SayHello",
+        Some("99999999H"),
+        b"\x00\x00\x00\x00\x08\x0a\x06Ferris",
+        true,
+    )
+    .await;
+    assert_eq!(status, 0);
+    assert!(text.windows(14).any(|w| w == b"Hello, Ferris!"));
+    still_serves(&channel(&server).await).await;
+}
+
 // ---- 5. Cancellation ----
 
 fn open_fds() -> usize {
