@@ -44,6 +44,7 @@ pub mod config;
 pub mod conn;
 pub mod greeter;
 pub mod library;
+pub mod log_format;
 pub mod middleware;
 pub mod shutdown;
 pub mod story;

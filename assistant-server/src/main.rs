@@ -2,7 +2,7 @@
 
 use std::{io::IsTerminal, process::ExitCode};
 
-use assistant_server::{Config, LogFormat};
+use assistant_server::{Config, LogFormat, log_format::CallLines};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -26,9 +26,10 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(writer);
     match config.log_format {
+        // A call's context once, then its number: see `log_format`.
         LogFormat::Text => logs
-            .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())
+            .event_format(CallLines)
             .init(),
         LogFormat::Json => logs
             .json()

@@ -3,9 +3,9 @@
 //! [`CallService`] gives every call the same operational guarantees, so no
 //! handler has to remember them:
 //!
-//! - **A span** named `call`, carrying the peer address, the method and
-//!   (once the handler knows it) the user, around the handler and around
-//!   every poll of its response stream.
+//! - **A span** named `call`, carrying a call number, the peer address, the
+//!   method and (once the handler knows it) the user, around the handler
+//!   and around every poll of its response stream.
 //! - **A cap** on concurrent calls: past `--max-calls`, a call is answered
 //!   RESOURCE_EXHAUSTED at once. Health and reflection calls are exempt, so
 //!   a busy server can still be probed.
@@ -21,6 +21,7 @@
 use std::{
     convert::Infallible,
     pin::Pin,
+    sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -34,6 +35,10 @@ use tonic::{Code, Status, transport::server::TcpConnectInfo};
 use tracing::{Instrument, Span, field, info, info_span};
 
 use crate::calls::{CallContext, Calls, Gauge};
+
+/// Numbers calls for the logs, so a call's lines can be told apart from
+/// others' (span ids are reused; these are not).
+static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The status message of calls ended by shutdown.
 pub const SHUTTING_DOWN: &str = "server shutting down";
@@ -141,6 +146,7 @@ where
             .and_then(TcpConnectInfo::remote_addr);
         let span = info_span!(
             "call",
+            id = NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed),
             method = field::display(path),
             peer = field::display(peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string())),
             user = field::Empty,
@@ -306,7 +312,9 @@ impl Drop for Record {
             code = %code_name(code),
             messages = self.messages.count,
             bytes = self.bytes,
-            elapsed_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            // Rounded to the microsecond, so it prints as 7.371, not
+            // 7.3707590000000005.
+            elapsed_ms = (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             "Call ended"
         );
     }

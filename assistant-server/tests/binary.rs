@@ -154,3 +154,59 @@ fn a_missing_story_file_exits_1_naming_the_path() {
     assert!(stderr.contains("no/such/story.txt"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test]
+async fn text_logs_give_a_calls_context_once_then_its_number() {
+    use assistant_proto::assistant::{
+        TellStoryRequest, assistant_service_client::AssistantServiceClient,
+    };
+    let mut server = Running::start(&["--think-time", "0", "--chunk-delay", "0"]);
+    let port = server.port();
+    let mut client = AssistantServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut stream = client
+        .tell_story(TellStoryRequest {
+            user_name: "Peter S".into(),
+            institution: "SUSTech".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while stream.message().await.is_ok_and(|m| m.is_some()) {}
+
+    let first = server.wait_for("Received story-telling request from Peter S, SUSTech.");
+    assert!(
+        first.contains(" INFO call{id=")
+            && first.contains(" method=/assistant.AssistantService/TellStory peer=127.0.0.1:")
+            && first.contains(" user=Peter S}: Received"),
+        "{first}"
+    );
+    let id = first
+        .split("call{id=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let read = server.wait_for("Read 1024 bytes: [Alice's A ...");
+    assert!(
+        read.contains(&format!(" INFO call#{id}: Read 1024 bytes")),
+        "{read}"
+    );
+    let ended = server.wait_for("Call ended");
+    assert!(
+        ended.contains(&format!(
+            "call#{id}: Call ended code=CANCELLED messages=144 "
+        )),
+        "{ended}"
+    );
+    assert!(
+        !ended.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal: {ended}"
+    );
+    server.signal("TERM");
+    assert_eq!(server.exit_code(), Some(0));
+}

@@ -859,7 +859,8 @@ async fn each_call_logs_in_a_span_and_ends_with_one_summary_line() {
         .find(|line| line.contains("Received story-telling request"))
         .unwrap();
     assert!(
-        received.contains("call{method=/assistant.AssistantService/TellStory peer=127.0.0.1:"),
+        received.contains("call{id=")
+            && received.contains(" method=/assistant.AssistantService/TellStory peer=127.0.0.1:"),
         "{received}"
     );
     assert!(received.contains("user=Peter S}"), "{received}");
