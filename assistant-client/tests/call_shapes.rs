@@ -69,10 +69,7 @@ async fn chat_stream_prints_each_message_the_moment_it_arrives() {
         ..fast_config()
     };
     let server = TestServer::start(config).await.unwrap();
-    let channel =
-        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
-            .await
-            .unwrap();
+    let channel = common::connect(&server).await;
     let tap = Tap::new();
     let interrupt = {
         let tap = tap.clone();
@@ -108,10 +105,7 @@ async fn collect_prints_the_texts_joined_by_spaces() {
 #[tokio::test]
 async fn collect_of_an_empty_stream_is_an_empty_text_with_status_ok() {
     let server = TestServer::start(fast_config()).await.unwrap();
-    let channel =
-        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
-            .await
-            .unwrap();
+    let channel = common::connect(&server).await;
     let mut out = Vec::new();
     let ending = chat::collect(
         channel,
@@ -154,10 +148,7 @@ fn lockstep(tap: Tap) -> impl Stream<Item = String> + Send + 'static {
 async fn chat_is_truly_bidirectional_reply_n_arrives_before_text_n_plus_1_is_sent() {
     let (logs, _guard) = LogCapture::install();
     let server = TestServer::start(fast_config()).await.unwrap();
-    let channel =
-        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
-            .await
-            .unwrap();
+    let channel = common::connect(&server).await;
     let tap = Tap::new();
     // A client that sent everything before reading would never see a reply
     // here, so `lockstep` would never yield its second text.
@@ -227,10 +218,7 @@ async fn cancelling_mid_chat_is_noticed_by_the_server_which_stops() {
         ..fast_config()
     };
     let server = TestServer::start(config).await.unwrap();
-    let channel =
-        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
-            .await
-            .unwrap();
+    let channel = common::connect(&server).await;
     let tap = Tap::new();
     let texts = tokio_stream::iter(["one".to_owned()]).chain(tokio_stream::pending());
     let interrupt = {
@@ -290,10 +278,7 @@ async fn timeout_before_any_answer_is_a_deadline_error_too() {
     // CollectStream answers only when the client's stream ends, which this
     // one never does: the deadline passes before any response header.
     let server = TestServer::start(fast_config()).await.unwrap();
-    let channel =
-        assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
-            .await
-            .unwrap();
+    let channel = common::connect(&server).await;
     let options = assistant_client::CallOptions {
         timeout: Some(Duration::from_millis(200)),
         ..Default::default()

@@ -19,6 +19,8 @@ use assistant_server::{
 use tokio::{io::AsyncWrite, time::timeout};
 use tonic::{Request, Response, Status};
 
+mod common;
+
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn cli(server: &str, extra: &[&str]) -> Cli {
@@ -188,13 +190,7 @@ mod tokio_stream_iter {
 #[tokio::test]
 async fn any_other_status_is_an_error_printed_safely_after_the_text() {
     let (logs, _guard) = LogCapture::install();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AssistantServiceServer::new(FailingServer))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let addr = common::serve(AssistantServiceServer::new(FailingServer)).await;
 
     let mut out = Vec::new();
     let ending = assistant_client::run(
@@ -376,13 +372,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for GarbledTrailer
 #[tokio::test]
 async fn trailers_the_client_cannot_parse_are_an_error_not_a_panic() {
     let (logs, _guard) = LogCapture::install();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(GarbledTrailers)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let addr = common::serve(GarbledTrailers).await;
     let mut out = Vec::new();
     let ending = assistant_client::run(
         fast_cli(&addr.to_string()),

@@ -83,3 +83,36 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A channel to `server`, with the client's default options.
+pub async fn connect(
+    server: &assistant_server::test_util::TestServer,
+) -> tonic::transport::Channel {
+    assistant_client::connect::connect(&server.url(), &Default::default(), &Default::default())
+        .await
+        .unwrap()
+}
+
+/// Serves `service` (a stand-in server) on a free loopback port.
+pub async fn serve<S>(service: S) -> std::net::SocketAddr
+where
+    S: tower_service::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    addr
+}
