@@ -27,8 +27,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // `bytes` fields become `bytes::Bytes`, so the server can hand out
         // slices of a story held in memory without copying them.
-        // Larger encode buffers than tonic's defaults: see `src/codec.rs`.
-        .codec_path("crate::codec::Prost")
         .bytes(".")
         .compile_fds(fds)?;
     Ok(())

@@ -8,7 +8,6 @@
 //! `target/debug/build/assistant-proto-*/out/{package}.rs`, or run
 //! `cargo doc -p assistant-proto --open`.
 
-pub mod codec;
 pub mod codes;
 pub mod seconds;
 pub mod sequence;
