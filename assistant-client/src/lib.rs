@@ -75,36 +75,39 @@ pub async fn run<W: AsyncWrite + Unpin>(
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
     let options = cli.global.options();
-    let channel = connect::connect(&cli.global.server, &cli.global.tls(), &options).await?;
+    let tls = cli.global.tls();
+    // Connects when a call needs it: the bench opens its own connections.
+    let channel = async || connect::connect(&cli.global.server, &tls, &options).await;
     match cli.call() {
         Command::Story(args) => {
-            story::tell_story(channel, &args.request(), &options, out, interrupt).await
+            story::tell_story(channel().await?, &args.request(), &options, out, interrupt).await
         }
-        Command::List => story::list_stories(channel, &options, out, interrupt).await,
+        Command::List => story::list_stories(channel().await?, &options, out, interrupt).await,
         Command::Bench(args) => {
-            bench::run(
-                &cli.global.server,
-                &cli.global.tls(),
+            bench::run(&cli.global.server, &tls, &options, &args, out, interrupt).await
+        }
+        Command::Health { service } => {
+            hello::check_health(channel().await?, service, &options, out, interrupt).await
+        }
+        Command::Hello { name } => {
+            hello::say_hello(channel().await?, name, &options, out, interrupt).await
+        }
+        Command::ChatStream { text } => {
+            chat::chat_stream(channel().await?, text, &options, out, interrupt).await
+        }
+        Command::Collect { texts } => {
+            chat::collect(
+                channel().await?,
+                tokio_stream::iter(texts),
                 &options,
-                &args,
                 out,
                 interrupt,
             )
             .await
         }
-        Command::Health { service } => {
-            hello::check_health(channel, service, &options, out, interrupt).await
-        }
-        Command::Hello { name } => hello::say_hello(channel, name, &options, out, interrupt).await,
-        Command::ChatStream { text } => {
-            chat::chat_stream(channel, text, &options, out, interrupt).await
-        }
-        Command::Collect { texts } => {
-            chat::collect(channel, tokio_stream::iter(texts), &options, out, interrupt).await
-        }
         Command::Chat { texts, send_delay } => {
             chat::chat(
-                channel,
+                channel().await?,
                 chat::paced(texts, send_delay),
                 &options,
                 out,

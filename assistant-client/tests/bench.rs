@@ -11,7 +11,7 @@ use assistant_server::{
 
 mod common;
 
-use common::TempDir;
+use assistant_server::test_util::TempDir;
 
 async fn bench(server: &TestServer, args: &[&str]) -> (String, Ending, serde_json::Value) {
     let dir = TempDir::new("bench");

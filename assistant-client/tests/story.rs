@@ -96,11 +96,9 @@ async fn prints_exactly_greeting_story_and_ending_when_the_server_finishes_ok() 
 
 #[tokio::test]
 async fn split_characters_and_invalid_bytes_print_safely() {
-    let dir = std::env::temp_dir().join(format!("assistant-client-utf8-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("odd.txt");
+    let dir = assistant_server::test_util::TempDir::new("client-utf8");
     let text: &[u8] = b"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\x80 bad:\xff\xfe end \xe2\x82";
-    std::fs::write(&path, text).unwrap();
+    let path = dir.write("odd.txt", text);
 
     // One byte per message: every multi-byte character arrives in pieces.
     let config = Config {
@@ -118,7 +116,6 @@ async fn split_characters_and_invalid_bytes_print_safely() {
     let ending = assistant_client::run(cli, &mut out, std::future::pending())
         .await
         .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 
     assert!(matches!(ending, Ending::Finished), "{ending:?}");
     let expected = format!("{GREETING}{}{ENDING}", String::from_utf8_lossy(text));

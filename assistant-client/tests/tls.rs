@@ -16,7 +16,7 @@ use rcgen::{
 
 mod common;
 
-use common::TempDir;
+use assistant_server::test_util::TempDir;
 
 /// A certificate authority for one test, writing its files to a temporary
 /// directory.
@@ -35,7 +35,7 @@ impl Pki {
             .push(DnType::CommonName, format!("{name} test CA"));
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let dir = TempDir::new(name);
-        dir.write("ca.pem", &ca.pem());
+        dir.write("ca.pem", ca.pem());
         Self { dir, ca, name }
     }
 
@@ -64,9 +64,9 @@ impl Pki {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         (
-            self.dir.write(&format!("{file}.pem"), &cert.pem()),
+            self.dir.write(&format!("{file}.pem"), cert.pem()),
             self.dir
-                .write(&format!("{file}-key.pem"), &key.serialize_pem()),
+                .write(&format!("{file}-key.pem"), key.serialize_pem()),
         )
     }
 }

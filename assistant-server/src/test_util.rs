@@ -226,3 +226,32 @@ impl tracing::Subscriber for AskEachTime {
 
     fn exit(&self, _: &tracing::span::Id) {}
 }
+
+/// A directory under the system's temporary directory that removes itself.
+#[derive(Debug)]
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A new, empty directory; `tag` shows which test made it.
+    pub fn new(tag: &str) -> Self {
+        use std::hash::{BuildHasher, RandomState};
+        let unique = RandomState::new().hash_one(std::time::SystemTime::now());
+        let path =
+            std::env::temp_dir().join(format!("assistant-{tag}-{}-{unique:x}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    /// Writes `text` to the file `name` in the directory, and returns its path.
+    pub fn write(&self, name: &str, text: impl AsRef<[u8]>) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

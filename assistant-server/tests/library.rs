@@ -1,49 +1,19 @@
 //! The story library and resumable calls: serving a directory of stories
 //! safely, listing them, and continuing a call from any byte.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use assistant_proto::assistant::{
     ListStoriesRequest, TellStoryRequest, assistant_service_client::AssistantServiceClient,
 };
 use assistant_server::{
     Config, Story,
-    test_util::{ENDING, GREETING, LogCapture, TestServer, fast_config},
+    test_util::{ENDING, GREETING, LogCapture, TempDir, TestServer, fast_config},
 };
 use tokio::time::timeout;
 use tonic::{Code, transport::Channel};
 
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A directory that removes itself.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "assistant-{tag}-{}-{}",
-            std::process::id(),
-            fastrand_suffix()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.0.join(name), text).unwrap();
-    }
-}
-
-fn fastrand_suffix() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 async fn client(server: &TestServer) -> AssistantServiceClient<Channel> {
     AssistantServiceClient::new(

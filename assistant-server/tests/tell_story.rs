@@ -9,7 +9,7 @@ use assistant_proto::assistant::{
 };
 use assistant_server::{
     Config, Finish, Story,
-    test_util::{ENDING, GREETING, LogCapture, TestServer, fast_config},
+    test_util::{ENDING, GREETING, LogCapture, TempDir, TestServer, fast_config},
 };
 use tokio::time::timeout;
 use tonic::{Code, Streaming, transport::Channel};
@@ -228,10 +228,8 @@ async fn many_calls_run_side_by_side() {
 #[tokio::test]
 async fn a_story_file_is_served_under_its_own_name() {
     let (logs, _guard) = LogCapture::install();
-    let dir = std::env::temp_dir().join(format!("assistant-story-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("short.txt");
-    std::fs::write(&path, "Once upon a time.\n").unwrap();
+    let dir = TempDir::new("story");
+    let path = dir.write("short.txt", "Once upon a time.\n");
 
     let config = Config {
         story: Some(path.clone()),
@@ -240,7 +238,6 @@ async fn a_story_file_is_served_under_its_own_name() {
     };
     let server = TestServer::start(config).await.unwrap();
     let (messages, _) = read_all(&mut open(&server).await).await;
-    std::fs::remove_dir_all(&dir).unwrap();
 
     assert_eq!(
         messages[1..messages.len() - 1].concat(),

@@ -57,33 +57,6 @@ impl Tap {
     }
 }
 
-/// A directory under the system's temporary directory that removes itself.
-pub struct TempDir(pub std::path::PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        use std::hash::{BuildHasher, RandomState};
-        let unique = RandomState::new().hash_one(std::time::SystemTime::now());
-        let path =
-            std::env::temp_dir().join(format!("assistant-{tag}-{}-{unique:x}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    /// Writes `text` to the file `name` in the directory, and returns its path.
-    pub fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A channel to `server`, with the client's default options.
 pub async fn connect(
     server: &assistant_server::test_util::TestServer,
