@@ -38,6 +38,7 @@
 //! limit; each step above is bounded.
 
 pub mod assistant;
+pub mod batching;
 pub mod calls;
 pub mod chat;
 pub mod config;
@@ -91,6 +92,7 @@ pub use crate::{
     story::Story,
 };
 use crate::{
+    batching::Batching,
     conn::{Incoming, Killer},
     middleware::{CallService, Endings},
     validate::MAX_REQUEST_BYTES,
@@ -326,7 +328,7 @@ async fn accept(incoming: Incoming, connections: Connections, graceful: &Gracefu
             tokio::spawn(serve_connection(
                 watcher,
                 http2,
-                TokioIo::new(conn),
+                TokioIo::new(Batching::new(conn)),
                 service,
             ));
             continue;
@@ -335,7 +337,8 @@ async fn accept(incoming: Incoming, connections: Connections, graceful: &Gracefu
         tokio::spawn(async move {
             match tokio::time::timeout(handshake_timeout, tls.accept(conn)).await {
                 Ok(Ok(stream)) => {
-                    serve_connection(watcher, http2, TokioIo::new(stream), service).await
+                    let io = TokioIo::new(Batching::new(stream));
+                    serve_connection(watcher, http2, io, service).await
                 }
                 Ok(Err(err)) => {
                     info!(peer = ?info.remote_addr(), error = %err, "TLS handshake failed")
