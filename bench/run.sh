@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks assistant-server against its baselines, in one session, on
-# this machine: the floor (bench/src/bin/floor.rs) and the tutorial's
-# Python server (bench/python/server.py). Prints one table of medians and
-# ratios to the floor. See docs/BENCHMARKS.md for what each figure means.
+# this machine: the floor (bench/src/bin/floor.rs), grpc-go
+# (bench/go/server.go) and the tutorial's Python server
+# (bench/python/server.py). Prints one table of medians and ratios to the
+# floor. See docs/BENCHMARKS.md for what each figure means.
 #
-# Needs h2load (Debian: nghttp2-client), python3 with venv, and PyPI.
+# Needs h2load (Debian: nghttp2-client), Go with grpc-go (Debian: golang-go,
+# golang-google-grpc-dev), python3 with venv, and PyPI.
 # Usage: bench/run.sh [RUNS]   (RUNS: runs per figure, default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,12 +23,19 @@ trap cleanup EXIT
 say() { printf '== %s\n' "$*" >&2; }
 
 command -v h2load >/dev/null || { echo "h2load is missing: apt-get install nghttp2-client" >&2; exit 1; }
+# Debian's Go packages live in a GOPATH; the build needs no network.
+go_path=${GO_PATH_DEBIAN:-/usr/share/gocode}
+command -v go >/dev/null && [ -d "$go_path/src/google.golang.org/grpc" ] \
+  || { echo "Go or grpc-go is missing: apt-get install golang-go golang-google-grpc-dev" >&2; exit 1; }
 
 say "building (release)"
 cargo build --release --quiet -p assistant-server -p assistant-client -p assistant-bench
 server=target/release/assistant-server
 client=target/release/assistant-client
 floor=target/release/floor
+
+say "building the grpc-go baseline"
+GO111MODULE=off GOPATH="$go_path" go build -o "$work/go-server" bench/go/server.go
 
 say "setting up the Python baseline"
 python3 -m venv "$work/venv"
@@ -78,13 +87,14 @@ wait_port() {
   echo "nothing listens on $1" >&2; return 1
 }
 
-# Starts server $1 (project, project-info, floor, python) on port $2; prints
+# Starts server $1 (project, project-info, floor, go, python) on port $2; prints
 # its pid. The server must not hold stdout: `$(start ...)` waits for it.
 start() {
   case $1 in
     project) RUST_LOG=warn "$server" --addr "127.0.0.1:$2" --think-time 0 --chunk-delay 0 >/dev/null 2>"$work/$1.log" & ;;
     project-info) "$server" --addr "127.0.0.1:$2" --think-time 0 --chunk-delay 0 >/dev/null 2>"$work/$1.log" & ;;
     floor) "$floor" "127.0.0.1:$2" >/dev/null 2>"$work/$1.log" & ;;
+    go) "$work/go-server" -addr "127.0.0.1:$2" stories/alice.txt >/dev/null 2>"$work/$1.log" & ;;
     python) (cd "$work" && exec venv/bin/python server.py --port "$2" --think-time 0 --chunk-delay 0 --quiet \
                "$OLDPWD/stories/alice.txt") >/dev/null 2>"$work/$1.log" & ;;
   esac
@@ -113,7 +123,7 @@ declare -A result
 offset_bytes=$(expected_data offset)
 plain_bytes=$(expected_data plain)
 
-for name in floor project project-info python; do
+for name in floor project project-info go python; do
   port=$(free_port)
   pid=$(start "$name" "$port"); pids+=("$pid")
   wait_port "$port"
@@ -124,7 +134,8 @@ for name in floor project project-info python; do
   for _ in $(seq "$runs"); do h2load_rps "$port" "$calls" "$bytes"; done >"$work/$name.rps"
   t1=$(date +%s.%N); cpu1=$(cpu_seconds "$pid")
   result[$name.rps]=$(median <"$work/$name.rps" | awk '{ printf "%.0f", $1 }')
-  result[$name.cpu]=$(awk -v c="$(echo "$cpu1 - $cpu0" | bc)" -v t="$(echo "$t1 - $t0" | bc)" 'BEGIN { printf "%.2f", c / t }')
+  result[$name.cpu]=$(awk -v c0="$cpu0" -v c1="$cpu1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.2f", (c1 - c0) / (t1 - t0) }')
+  result[$name.cpucall]=$(awk -v c0="$cpu0" -v c1="$cpu1" -v n="$((runs * calls))" 'BEGIN { printf "%.0f", (c1 - c0) * 1e6 / n }')
   result[$name.rss]=$(rss_mb "$pid")
   if [ "$name" != python ]; then
     say "$name: h2load -c 1 -m 1 (latency), $runs runs"
@@ -178,24 +189,26 @@ cpu0=$(cpu_seconds "$pid"); t0=$(date +%s.%N)
 t1=$(date +%s.%N); cpu1=$(cpu_seconds "$pid")
 paced_ok=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["calls_ok"])' "$work/pacing.json")
 paced_rss=$(rss_mb "$pid")
-paced_cpu=$(awk -v c="$(echo "$cpu1 - $cpu0" | bc)" -v t="$(echo "$t1 - $t0" | bc)" 'BEGIN { printf "%.2f", c / t }')
+paced_cpu=$(awk -v c0="$cpu0" -v c1="$cpu1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.2f", (c1 - c0) / (t1 - t0) }')
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+per_call() { printf '%s' "${result[$1.cpucall]}"; }
 cat <<TABLE
 cores: $(nproc); runs per figure: $runs (medians)
 
-| figure | project | floor | python | project / floor |
-|---|---|---|---|---|
-| calls/s, h2load -c 16 -m 4, logs at warn | ${result[project.rps]} | ${result[floor.rps]} | ${result[python.rps]} | $(ratio "${result[project.rps]}" "${result[floor.rps]}") |
-| calls/s, same, default INFO logs to a file | ${result[project-info.rps]} | | | $(ratio "${result[project-info.rps]}" "${result[floor.rps]}") (info / quiet: $(ratio "${result[project-info.rps]}" "${result[project.rps]}")) |
-| project / python calls/s | $(ratio "${result[project.rps]}" "${result[python.rps]}") | | | |
-| server CPU (cores) during the h2load runs | ${result[project.cpu]} | ${result[floor.cpu]} | ${result[python.cpu]} | |
-| server peak RSS (MB) | ${result[project.rss]} | ${result[floor.rss]} | ${result[python.rss]} | |
-| calls/s, assistant-client bench -c 64 over 4 connections | ${result[project.client]} | ${result[floor.client]} | | $(ratio "${result[project.client]}" "${result[floor.client]}") |
-| whole-call mean (ms), h2load -c 1 -m 1 | ${result[project.mean]} | ${result[floor.mean]} | | $(ratio "${result[project.mean]}" "${result[floor.mean]}") |
-| whole-call p99 (ms), assistant-client bench -c 1 | ${result[project.p99]} | ${result[floor.p99]} | | |
-| client wall time, whole story at --step-sec 0 (ms) | ${result[wall]} | | | |
-| typing, --buffer-size 10 --step-sec 0.001 (s) | $(awk -v t="$typing" 'BEGIN { printf "%.2f", t / 1000 }') (nominal $(awk -v n="$nominal" 'BEGIN { printf "%.2f", n / 1000 }'), off by $(awk -v t="$typing" -v n="$nominal" 'BEGIN { printf "%+.1f%%", (t - n) * 100 / n }')) | | | |
-| 10,000 concurrent paced calls: completed, peak RSS (MB), mean CPU (cores) | $paced_ok, $paced_rss, $paced_cpu ($(awk -v r="$paced_rss" 'BEGIN { printf "%.1f", r * 1024 / 10000 }') KiB per stream) | | | |
+| figure | project | floor | grpc-go | python | project / floor |
+|---|---|---|---|---|---|
+| calls/s, h2load -c 16 -m 4, logs at warn | ${result[project.rps]} | ${result[floor.rps]} | ${result[go.rps]} | ${result[python.rps]} | $(ratio "${result[project.rps]}" "${result[floor.rps]}") |
+| calls/s, same, default INFO logs to a file | ${result[project-info.rps]} | | | | $(ratio "${result[project-info.rps]}" "${result[floor.rps]}") (info / quiet: $(ratio "${result[project-info.rps]}" "${result[project.rps]}")) |
+| project's calls/s over each baseline's | | $(ratio "${result[project.rps]}" "${result[floor.rps]}") | $(ratio "${result[project.rps]}" "${result[go.rps]}") | $(ratio "${result[project.rps]}" "${result[python.rps]}") | |
+| server CPU (cores) during the h2load runs | ${result[project.cpu]} | ${result[floor.cpu]} | ${result[go.cpu]} | ${result[python.cpu]} | |
+| server CPU per call (µs) during the h2load runs | $(per_call project) | $(per_call floor) | $(per_call go) | $(per_call python) | $(ratio "$(per_call project)" "$(per_call floor)") |
+| server peak RSS (MB) | ${result[project.rss]} | ${result[floor.rss]} | ${result[go.rss]} | ${result[python.rss]} | |
+| calls/s, assistant-client bench -c 64 over 4 connections | ${result[project.client]} | ${result[floor.client]} | ${result[go.client]} | | $(ratio "${result[project.client]}" "${result[floor.client]}") |
+| whole-call mean (ms), h2load -c 1 -m 1 | ${result[project.mean]} | ${result[floor.mean]} | ${result[go.mean]} | | $(ratio "${result[project.mean]}" "${result[floor.mean]}") |
+| whole-call p99 (ms), assistant-client bench -c 1 | ${result[project.p99]} | ${result[floor.p99]} | ${result[go.p99]} | | |
+| client wall time, whole story at --step-sec 0 (ms) | ${result[wall]} | | | | |
+| typing, --buffer-size 10 --step-sec 0.001 (s) | $(awk -v t="$typing" 'BEGIN { printf "%.2f", t / 1000 }') (nominal $(awk -v n="$nominal" 'BEGIN { printf "%.2f", n / 1000 }'), off by $(awk -v t="$typing" -v n="$nominal" 'BEGIN { printf "%+.1f%%", (t - n) * 100 / n }')) | | | | |
+| 10,000 concurrent paced calls: completed, peak RSS (MB), mean CPU (cores) | $paced_ok, $paced_rss, $paced_cpu ($(awk -v r="$paced_rss" 'BEGIN { printf "%.1f", r * 1024 / 10000 }') KiB per stream) | | | | |
 TABLE
