@@ -2,7 +2,10 @@
 
 use std::{io::IsTerminal, process::ExitCode};
 
-use assistant_server::{Config, LogFormat, log_format::CallLines};
+use assistant_server::{
+    Config, LogFormat,
+    log_format::{CallLines, LogFields},
+};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -30,6 +33,7 @@ async fn main() -> ExitCode {
         LogFormat::Text => logs
             .with_ansi(std::io::stderr().is_terminal())
             .event_format(CallLines)
+            .fmt_fields(LogFields)
             .init(),
         LogFormat::Json => logs
             .json()

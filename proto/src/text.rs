@@ -14,13 +14,14 @@ impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
         for chunk in self.0.utf8_chunks() {
-            for c in chunk.valid().chars() {
-                if c.is_control() {
-                    write!(f, "{}", c.escape_default())?;
-                } else {
-                    f.write_char(c)?;
-                }
+            // Runs without control characters are written whole.
+            let mut rest = chunk.valid();
+            while let Some((at, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+                f.write_str(&rest[..at])?;
+                write!(f, "{}", c.escape_default())?;
+                rest = &rest[at + c.len_utf8()..];
             }
+            f.write_str(rest)?;
             if !chunk.invalid().is_empty() {
                 f.write_char(char::REPLACEMENT_CHARACTER)?;
             }
