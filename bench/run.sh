@@ -102,6 +102,8 @@ start() {
 }
 
 cpu_seconds() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
+# Mean cores used between two readings: cpu0 cpu1 t0 t1 (seconds).
+cores_used() { awk -v c0="$1" -v c1="$2" -v t0="$3" -v t1="$4" 'BEGIN { printf "%.2f", (c1 - c0) / (t1 - t0) }'; }
 rss_mb() { awk '/VmHWM/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
@@ -134,7 +136,7 @@ for name in floor project project-info go python; do
   for _ in $(seq "$runs"); do h2load_rps "$port" "$calls" "$bytes"; done >"$work/$name.rps"
   t1=$(date +%s.%N); cpu1=$(cpu_seconds "$pid")
   result[$name.rps]=$(median <"$work/$name.rps" | awk '{ printf "%.0f", $1 }')
-  result[$name.cpu]=$(awk -v c0="$cpu0" -v c1="$cpu1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.2f", (c1 - c0) / (t1 - t0) }')
+  result[$name.cpu]=$(cores_used "$cpu0" "$cpu1" "$t0" "$t1")
   result[$name.cpucall]=$(awk -v c0="$cpu0" -v c1="$cpu1" -v n="$((runs * calls))" 'BEGIN { printf "%.0f", (c1 - c0) * 1e6 / n }')
   result[$name.rss]=$(rss_mb "$pid")
   if [ "$name" != python ]; then
@@ -189,11 +191,10 @@ cpu0=$(cpu_seconds "$pid"); t0=$(date +%s.%N)
 t1=$(date +%s.%N); cpu1=$(cpu_seconds "$pid")
 paced_ok=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["calls_ok"])' "$work/pacing.json")
 paced_rss=$(rss_mb "$pid")
-paced_cpu=$(awk -v c0="$cpu0" -v c1="$cpu1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.2f", (c1 - c0) / (t1 - t0) }')
+paced_cpu=$(cores_used "$cpu0" "$cpu1" "$t0" "$t1")
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-per_call() { printf '%s' "${result[$1.cpucall]}"; }
 cat <<TABLE
 cores: $(nproc); runs per figure: $runs (medians)
 
@@ -203,7 +204,7 @@ cores: $(nproc); runs per figure: $runs (medians)
 | calls/s, same, default INFO logs to a file | ${result[project-info.rps]} | | | | $(ratio "${result[project-info.rps]}" "${result[floor.rps]}") (info / quiet: $(ratio "${result[project-info.rps]}" "${result[project.rps]}")) |
 | project's calls/s over each baseline's | | $(ratio "${result[project.rps]}" "${result[floor.rps]}") | $(ratio "${result[project.rps]}" "${result[go.rps]}") | $(ratio "${result[project.rps]}" "${result[python.rps]}") | |
 | server CPU (cores) during the h2load runs | ${result[project.cpu]} | ${result[floor.cpu]} | ${result[go.cpu]} | ${result[python.cpu]} | |
-| server CPU per call (µs) during the h2load runs | $(per_call project) | $(per_call floor) | $(per_call go) | $(per_call python) | $(ratio "$(per_call project)" "$(per_call floor)") |
+| server CPU per call (µs) during the h2load runs | ${result[project.cpucall]} | ${result[floor.cpucall]} | ${result[go.cpucall]} | ${result[python.cpucall]} | $(ratio "${result[project.cpucall]}" "${result[floor.cpucall]}") |
 | server peak RSS (MB) | ${result[project.rss]} | ${result[floor.rss]} | ${result[go.rss]} | ${result[python.rss]} | |
 | calls/s, assistant-client bench -c 64 over 4 connections | ${result[project.client]} | ${result[floor.client]} | ${result[go.client]} | | $(ratio "${result[project.client]}" "${result[floor.client]}") |
 | whole-call mean (ms), h2load -c 1 -m 1 | ${result[project.mean]} | ${result[floor.mean]} | ${result[go.mean]} | | $(ratio "${result[project.mean]}" "${result[floor.mean]}") |

@@ -4,7 +4,7 @@
 //! buffers the next one, so an unpaced story leaves the server as one
 //! `writev` per 16 KiB frame (the most a stock client accepts in a frame).
 //! On loopback and on fast links those system calls, and the kernel's work
-//! per write, are most of what a call costs.
+//! per write, were about half of what an unpaced call cost the server.
 //!
 //! [`Batching`] copies writes into a buffer of up to [`BATCH`] bytes and
 //! sends them when the buffer is full, or when a flush finds that nothing
@@ -32,7 +32,8 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The most bytes sent in one write; loopback's largest segment.
+/// How many bytes are gathered before they are written (loopback's
+/// largest segment); a single write this large goes straight through.
 pub const BATCH: usize = 64 * 1024;
 
 /// How many flushes in a row may be put off while new frames keep coming,
@@ -63,11 +64,6 @@ impl<T> Batching<T> {
             fresh: false,
             deferrals: 0,
         }
-    }
-
-    /// The wrapped I/O object.
-    pub fn get_ref(&self) -> &T {
-        &self.io
     }
 
     /// How many accepted bytes have not reached the wrapped object yet.

@@ -111,16 +111,7 @@ fn timestamp(writer: &mut Writer<'_>) -> fmt::Result {
             civil_time(text, secs)?;
             *second = secs;
         }
-        writer.write_str(text)?;
-        let micros = since_epoch.subsec_micros();
-        let mut digits = *b".000000Z";
-        let mut rest = micros;
-        for digit in digits[1..7].iter_mut().rev() {
-            *digit = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        // Only ASCII digits and punctuation were written.
-        writer.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
+        write!(writer, "{text}.{:06}Z", since_epoch.subsec_micros())
     })
 }
 
