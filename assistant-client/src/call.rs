@@ -1,50 +1,58 @@
-//! What every call has in common: a deadline, Ctrl-C, an output that may
-//! close, and how the call ended.
+//! What every call has in common: its flags (a deadline, compression),
+//! Ctrl-C, an output that may close, and how the call ended.
 
 use std::{future::Future, io, time::Duration};
 
-use assistant_proto::text::Escaped;
+use assistant_proto::{codes::code_name, text::Escaped};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tonic::{CancellationHandle, Request, Status, codec::CompressionEncoding};
 use tracing::{error, info};
 
-use crate::ClientError;
+use crate::{ClientError, connect::tls_error};
 
-/// How to make every call: its deadline, and its compression.
-#[derive(Debug, Clone, Default)]
-pub struct CallOptions {
-    /// The deadline for the whole call.
+/// How to make every call: flags every subcommand takes.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CallArgs {
+    /// Compress requests this way, and accept responses compressed this
+    /// way (the server answers in kind).
+    #[arg(long, global = true, value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+
+    /// Give up on the call after this long, counting to its last message.
+    /// The server is told too, and stops working on it. No limit by default.
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub timeout: Option<Duration>,
-    /// How to compress requests, and which compressed responses to accept.
-    pub compression: Option<CompressionEncoding>,
-    /// Bytes received on the connection, counted by
-    /// [`connect`](crate::connect::connect).
-    pub wire: WireBytes,
 }
 
-/// A count of the bytes a connection has received, TLS and HTTP/2 framing
-/// included. Cloning it shares the count.
-#[derive(Debug, Clone, Default)]
-pub struct WireBytes(std::sync::Arc<std::sync::atomic::AtomicU64>);
+/// Message compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    /// No compression.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
 
-impl WireBytes {
-    /// Bytes received so far.
-    pub fn get(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn add(&self, bytes: usize) {
-        self.0
-            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+impl CallArgs {
+    /// The encoding `--compression` asks for, if any.
+    pub fn encoding(&self) -> Option<CompressionEncoding> {
+        match self.compression {
+            Compression::None => None,
+            Compression::Gzip => Some(CompressionEncoding::Gzip),
+            Compression::Zstd => Some(CompressionEncoding::Zstd),
+        }
     }
 }
 
-/// Sets a generated client to compress as `options` say. (The generated
-/// clients share no trait for this.)
+/// Sets a generated client to compress as `--compression` says. (The
+/// generated clients share no trait for this.)
 macro_rules! compressed {
-    ($client:expr, $options:expr) => {{
+    ($client:expr, $args:expr) => {{
         let client = $client;
-        match $options.compression {
+        match $args.encoding() {
             Some(encoding) => client.send_compressed(encoding).accept_compressed(encoding),
             None => client,
         }
@@ -83,7 +91,7 @@ impl Ending {
         match self {
             Ending::Failed(status) => error!(
                 "An error occurred: {}: {}",
-                crate::code_name(status.code()),
+                code_name(status.code()),
                 Escaped(status.message().as_bytes())
             ),
             Ending::CancelledByUser => info!("Call cancelled by user."),
@@ -188,7 +196,7 @@ pub(crate) async fn run(
         // A TLS failure after the handshake seemed done (under TLS 1.3 a
         // server refuses a missing client certificate only then) reaches
         // the call as a bare transport error; say what it is.
-        Err(CallError::Status(status)) => match crate::connect::tls_error(&status) {
+        Err(CallError::Status(status)) => match tls_error(&status) {
             Some(reason) => Err(CallError::Status(Status::unauthenticated(format!(
                 "TLS failed: {reason}. Check the server's certificate and --ca-cert (--cert, --key)."
             )))),

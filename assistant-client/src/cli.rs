@@ -1,15 +1,19 @@
-//! The client's command line: global flags, and one subcommand per call.
+//! The client's command line: the flags every call takes, and one
+//! subcommand per call. Each module owns its flags (`ConnectArgs`,
+//! `CallArgs`, `StoryArgs`, `BenchArgs`); this one gathers them.
 
-use std::time::Duration;
-
-use std::ffi::OsString;
+use std::{ffi::OsString, time::Duration};
 
 use clap::{
     ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, error::ErrorKind,
     parser::ValueSource,
 };
 
-use crate::{StoryRequest, story::Retry};
+use crate::{
+    call::CallArgs,
+    commands::{bench::BenchArgs, story::StoryArgs},
+    connect::ConnectArgs,
+};
 
 /// Calls an assistant server: tells a story (the default), or makes one of
 /// the four gRPC call shapes.
@@ -23,9 +27,13 @@ use crate::{StoryRequest, story::Retry};
                   Exit codes: 0 when the call ends well, 1 on an error, 2 for bad flags, 130 on Ctrl-C."
 )]
 pub struct Cli {
-    /// Flags every subcommand takes.
+    /// Where the server is, and how to trust it.
     #[command(flatten)]
-    pub global: Global,
+    pub connect: ConnectArgs,
+
+    /// How every call is made.
+    #[command(flatten)]
+    pub options: CallArgs,
 
     /// The call to make; the story if none is given.
     #[command(subcommand)]
@@ -34,43 +42,6 @@ pub struct Cli {
     /// The story's flags, when no subcommand is given.
     #[command(flatten)]
     pub story: StoryArgs,
-}
-
-/// Flags every subcommand takes.
-#[derive(Debug, Clone, Args)]
-pub struct Global {
-    /// The server: a URL such as http://127.0.0.1:50051 (https:// for
-    /// TLS), or a bare host:port.
-    #[arg(
-        long,
-        global = true,
-        default_value = "http://127.0.0.1:50051",
-        value_name = "URL"
-    )]
-    pub server: String,
-
-    /// For an https:// server: trust only this PEM CA, instead of the
-    /// system's roots.
-    #[arg(long, global = true, value_name = "PEM")]
-    pub ca_cert: Option<std::path::PathBuf>,
-
-    /// For mutual TLS: this PEM client certificate; needs --key.
-    #[arg(long, global = true, value_name = "PEM", requires = "key")]
-    pub cert: Option<std::path::PathBuf>,
-
-    /// The PEM private key of --cert.
-    #[arg(long, global = true, value_name = "PEM", requires = "cert")]
-    pub key: Option<std::path::PathBuf>,
-
-    /// Compress requests this way, and accept responses compressed this
-    /// way (the server answers in kind).
-    #[arg(long, global = true, value_enum, default_value_t = Compression::None)]
-    pub compression: Compression,
-
-    /// Give up on the call after this long, counting to its last message.
-    /// The server is told too, and stops working on it. No limit by default.
-    #[arg(long, global = true, value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
-    pub timeout: Option<Duration>,
 }
 
 /// One subcommand per call.
@@ -88,7 +59,7 @@ pub enum Command {
         service: String,
     },
     /// Load: many concurrent story calls; reports throughput and latency.
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Unary: send a name, get one greeting back.
     Hello {
         /// The name to greet.
@@ -120,100 +91,6 @@ pub enum Command {
         #[arg(long, default_value = "2", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
         send_delay: Duration,
     },
-}
-
-/// How to ask for the story and how to type it.
-#[derive(Debug, Clone, Args)]
-pub struct StoryArgs {
-    /// Your name, for the greeting.
-    #[arg(long, default_value = "Peter S")]
-    pub user_name: String,
-
-    /// Your institution, for the greeting.
-    #[arg(long, default_value = "SUSTech")]
-    pub institution: String,
-
-    /// The story to tell, by file name (see `assistant-client list`); the
-    /// server's default, alice.txt, if not given.
-    #[arg(
-        long,
-        default_value = "",
-        hide_default_value = true,
-        value_name = "NAME"
-    )]
-    pub story: String,
-
-    /// If the connection drops, retry this many times in a row, resuming
-    /// from the bytes already received.
-    #[arg(long, default_value_t = 5, value_name = "TIMES")]
-    pub retries: u32,
-
-    /// The wait before the first retry; each next waits 1.6 times longer
-    /// (at most 30 s), with 20% jitter.
-    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
-    pub retry_backoff: Duration,
-
-    /// Characters typed at a time.
-    #[arg(long, default_value_t = 5, value_name = "CHARS",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_048_576))]
-    pub buffer_size: usize,
-
-    /// Pause between groups of characters. 0 prints each message at once.
-    #[arg(long, default_value = "0.1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
-    pub step_sec: Duration,
-}
-
-impl StoryArgs {
-    /// The story call these flags ask for.
-    pub fn request(&self) -> StoryRequest {
-        StoryRequest {
-            user_name: self.user_name.clone(),
-            institution: self.institution.clone(),
-            story: self.story.clone(),
-            buffer_size: self.buffer_size,
-            step: self.step_sec,
-            retry: Retry {
-                retries: self.retries,
-                backoff: self.retry_backoff,
-            },
-        }
-    }
-}
-
-/// Message compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Compression {
-    /// No compression.
-    None,
-    /// gzip.
-    Gzip,
-    /// Zstandard.
-    Zstd,
-}
-
-impl Global {
-    /// The options every call is made with.
-    pub fn options(&self) -> crate::CallOptions {
-        use tonic::codec::CompressionEncoding;
-        crate::CallOptions {
-            timeout: self.timeout,
-            compression: match self.compression {
-                Compression::None => None,
-                Compression::Gzip => Some(CompressionEncoding::Gzip),
-                Compression::Zstd => Some(CompressionEncoding::Zstd),
-            },
-            wire: crate::call::WireBytes::default(),
-        }
-    }
-
-    /// The TLS files these flags name.
-    pub fn tls(&self) -> crate::connect::TlsFiles {
-        crate::connect::TlsFiles {
-            ca_cert: self.ca_cert.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-        }
-    }
 }
 
 impl Cli {
@@ -273,8 +150,8 @@ mod tests {
     #[test]
     fn defaults_match_the_tutorial() {
         let cli = parse(&[]).unwrap();
-        assert_eq!(cli.global.server, "http://127.0.0.1:50051");
-        assert_eq!(cli.global.timeout, None);
+        assert_eq!(cli.connect.server, "http://127.0.0.1:50051");
+        assert_eq!(cli.options.timeout, None);
         let Command::Story(story) = cli.call() else {
             panic!("no subcommand should mean the story");
         };
@@ -307,8 +184,8 @@ mod tests {
             &["hello", "--server", "h:1", "--timeout", "2"],
         ] {
             let cli = parse(args).unwrap();
-            assert_eq!(cli.global.server, "h:1");
-            assert_eq!(cli.global.timeout, Some(Duration::from_secs(2)));
+            assert_eq!(cli.connect.server, "h:1");
+            assert_eq!(cli.options.timeout, Some(Duration::from_secs(2)));
             assert!(matches!(cli.call(), Command::Hello { name } if name == "Hyeonghwan"));
         }
     }

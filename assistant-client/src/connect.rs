@@ -1,11 +1,24 @@
 //! Turning `--server` into a connected gRPC channel, plaintext or TLS, with
 //! errors a user can act on.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::{CallOptions, ClientError, call::WireBytes};
+use crate::ClientError;
+
+/// The server the client calls by default: the tutorial's.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
 /// How long to wait for the TCP connection before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,24 +32,59 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// about 64 chunks.
 pub const STREAM_WINDOW: u32 = 64 * 1024;
 
-/// The TLS files the client was given.
-#[derive(Debug, Clone, Default)]
-pub struct TlsFiles {
-    /// The CA to trust, instead of the system's roots.
+/// Where the server is, and how to trust it: flags every subcommand takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectArgs {
+    /// The server: a URL such as http://127.0.0.1:50051 (https:// for
+    /// TLS), or a bare host:port.
+    #[arg(
+        long,
+        global = true,
+        default_value = DEFAULT_SERVER,
+        value_name = "URL"
+    )]
+    pub server: String,
+
+    /// For an https:// server: trust only this PEM CA, instead of the
+    /// system's roots.
+    #[arg(long, global = true, value_name = "PEM")]
     pub ca_cert: Option<PathBuf>,
-    /// A client certificate, for mutual TLS.
+
+    /// For mutual TLS: this PEM client certificate; needs --key.
+    #[arg(long, global = true, value_name = "PEM", requires = "key")]
     pub cert: Option<PathBuf>,
-    /// The client certificate's private key.
+
+    /// The PEM private key of --cert.
+    #[arg(long, global = true, value_name = "PEM", requires = "cert")]
     pub key: Option<PathBuf>,
 }
 
-impl TlsFiles {
-    fn any(&self) -> bool {
+impl Default for ConnectArgs {
+    fn default() -> Self {
+        Self {
+            server: DEFAULT_SERVER.into(),
+            ca_cert: None,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl ConnectArgs {
+    /// The flags for `server`, with no TLS files.
+    pub fn to(server: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            ..Self::default()
+        }
+    }
+
+    fn any_tls(&self) -> bool {
         self.ca_cert.is_some() || self.cert.is_some()
     }
 
     /// The TLS settings for a server called `host`.
-    fn config(&self, host: &str) -> Result<ClientTlsConfig, ClientError> {
+    fn tls_config(&self, host: &str) -> Result<ClientTlsConfig, ClientError> {
         let read = |path: &PathBuf| {
             std::fs::read(path)
                 .map_err(|err| ClientError::Setup(format!("cannot read {}: {err}", path.display())))
@@ -51,74 +99,96 @@ impl TlsFiles {
         }
         Ok(config)
     }
-}
 
-/// Parses `--server`: a URL such as `http://127.0.0.1:50051` or
-/// `https://assistant.example:443`, or a bare `host:port` as the tutorial
-/// writes it, taken as plaintext HTTP/2.
-pub fn endpoint(server: &str, tls: &TlsFiles) -> Result<Endpoint, ClientError> {
-    let bad = |reason: String| ClientError::BadAddress {
-        server: server.to_owned(),
-        reason,
-    };
-    let mut endpoint = Endpoint::from_shared(url(server)).map_err(|e| bad(e.to_string()))?;
-    let host = match endpoint.uri().host() {
-        Some(host) if !host.is_empty() => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        _ => return Err(bad("it has no host".into())),
-    };
-    match endpoint.uri().scheme_str() {
-        Some("http") if tls.any() => {
-            return Err(bad(
-                "TLS flags (--ca-cert, --cert) need an https:// server".into()
-            ));
+    /// `--server` as a URL: a bare `host:port` gets `http://` in front.
+    fn url(&self) -> String {
+        if self.server.contains("://") {
+            self.server.clone()
+        } else {
+            format!("http://{}", self.server)
         }
-        Some("http") => {}
-        Some("https") => {
-            endpoint = endpoint
-                .tls_config(tls.config(&host)?)
-                .map_err(|e| bad(e.to_string()))?;
-        }
-        Some(other) => {
-            return Err(bad(format!(
-                "the scheme `{other}` is not supported; use http:// or https://"
-            )));
-        }
-        None => return Err(bad("it has no scheme".into())),
     }
-    Ok(endpoint
-        .connect_timeout(CONNECT_TIMEOUT)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .tcp_nodelay(true))
-}
 
-/// `--server` as a URL: a bare `host:port` gets `http://` in front.
-fn url(server: &str) -> String {
-    if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
+    /// Parses `--server`: a URL such as `http://127.0.0.1:50051` or
+    /// `https://assistant.example:443`, or a bare `host:port` as the
+    /// tutorial writes it, taken as plaintext HTTP/2.
+    pub fn endpoint(&self) -> Result<Endpoint, ClientError> {
+        let bad = |reason: String| ClientError::BadAddress {
+            server: self.server.clone(),
+            reason,
+        };
+        let mut endpoint = Endpoint::from_shared(self.url()).map_err(|e| bad(e.to_string()))?;
+        let host = match endpoint.uri().host() {
+            Some(host) if !host.is_empty() => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            _ => return Err(bad("it has no host".into())),
+        };
+        match endpoint.uri().scheme_str() {
+            Some("http") if self.any_tls() => {
+                return Err(bad(
+                    "TLS flags (--ca-cert, --cert) need an https:// server".into()
+                ));
+            }
+            Some("http") => {}
+            Some("https") => {
+                endpoint = endpoint
+                    .tls_config(self.tls_config(&host)?)
+                    .map_err(|e| bad(e.to_string()))?;
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "the scheme `{other}` is not supported; use http:// or https://"
+                )));
+            }
+            None => return Err(bad("it has no scheme".into())),
+        }
+        Ok(endpoint
+            .connect_timeout(CONNECT_TIMEOUT)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .tcp_nodelay(true))
     }
 }
 
-/// Connects to `--server`, failing with one line that says what to do.
-/// A `timeout` shorter than [`CONNECT_TIMEOUT`] bounds the wait too.
-///
-/// Bytes received on the connection are counted in `options.wire`.
+/// A connected channel, and the count of bytes it has received.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The channel calls are made on.
+    pub channel: Channel,
+    /// Bytes received on the connection so far.
+    pub wire: WireBytes,
+}
+
+/// A count of the bytes a connection has received, TLS and HTTP/2 framing
+/// included. Cloning it shares the count.
+#[derive(Debug, Clone, Default)]
+pub struct WireBytes(Arc<AtomicU64>);
+
+impl WireBytes {
+    /// Bytes received so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, bytes: usize) {
+        self.0.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Connects to the server `args` name, failing with one line that says
+/// what to do. A `timeout` shorter than [`CONNECT_TIMEOUT`] bounds the wait
+/// too.
 pub async fn connect(
-    server: &str,
-    tls: &TlsFiles,
-    options: &CallOptions,
-) -> Result<Channel, ClientError> {
-    let limit = options
-        .timeout
-        .map_or(CONNECT_TIMEOUT, |timeout| timeout.min(CONNECT_TIMEOUT));
-    let endpoint = endpoint(server, tls)?.connect_timeout(limit);
-    let wire = options.wire.clone();
+    args: &ConnectArgs,
+    timeout: Option<Duration>,
+) -> Result<Connection, ClientError> {
+    let limit = timeout.map_or(CONNECT_TIMEOUT, |timeout| timeout.min(CONNECT_TIMEOUT));
+    let endpoint = args.endpoint()?.connect_timeout(limit);
+    let wire = WireBytes::default();
+    let counted = wire.clone();
     let connector = tower::service_fn(move |uri: http::Uri| {
-        let wire = wire.clone();
+        let wire = counted.clone();
         async move {
             let host = uri
                 .host()
@@ -138,11 +208,11 @@ pub async fn connect(
             Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(Counted { stream, wire }))
         }
     });
-    endpoint
+    let channel = endpoint
         .connect_with_connector(connector)
         .await
         .map_err(|err| {
-            let server = url(server);
+            let server = args.url();
             match tls_error(&err) {
                 Some(reason) => ClientError::Tls { server, reason },
                 None => ClientError::Unreachable {
@@ -150,7 +220,8 @@ pub async fn connect(
                     reason: root_cause(&err),
                 },
             }
-        })
+        })?;
+    Ok(Connection { channel, wire })
 }
 
 /// A TCP stream that counts the bytes it reads.
@@ -159,52 +230,46 @@ struct Counted {
     wire: WireBytes,
 }
 
-impl tokio::io::AsyncRead for Counted {
+impl AsyncRead for Counted {
     fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         self.wire.add(buf.filled().len() - before);
         polled
     }
 }
 
-impl tokio::io::AsyncWrite for Counted {
+impl AsyncWrite for Counted {
     fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
         buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
     }
 
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -220,7 +285,7 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// The TLS failure behind `err`, if it is one: a certificate that is not
 /// trusted, is for another host, or has expired.
-pub fn tls_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn tls_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(err);
     while let Some(err) = cause {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
@@ -254,29 +319,32 @@ mod tests {
 
     #[test]
     fn bare_host_and_port_means_plaintext() {
-        let bare = endpoint("localhost:50051", &TlsFiles::default()).unwrap();
+        let bare = ConnectArgs::to("localhost:50051").endpoint().unwrap();
         assert_eq!(bare.uri().to_string(), "http://localhost:50051/");
-        let full = endpoint("http://127.0.0.1:50051", &TlsFiles::default()).unwrap();
+        let full = ConnectArgs::to("http://127.0.0.1:50051")
+            .endpoint()
+            .unwrap();
         assert_eq!(full.uri().port_u16(), Some(50051));
     }
 
     #[test]
     fn unusable_addresses_are_rejected_clearly() {
-        let with_ca = TlsFiles {
+        let with_ca = ConnectArgs {
             ca_cert: Some("ca.pem".into()),
-            ..TlsFiles::default()
+            ..ConnectArgs::to("http://localhost:1")
         };
-        for (bad, tls) in [
-            ("", TlsFiles::default()),
-            ("ftp://host:1", TlsFiles::default()),
-            ("http://", TlsFiles::default()),
-            ("exa mple:1", TlsFiles::default()),
-            ("http://localhost:1", with_ca),
+        for args in [
+            ConnectArgs::to(""),
+            ConnectArgs::to("ftp://host:1"),
+            ConnectArgs::to("http://"),
+            ConnectArgs::to("exa mple:1"),
+            with_ca,
         ] {
-            let err = endpoint(bad, &tls).unwrap_err();
+            let err = args.endpoint().unwrap_err();
             assert!(
                 matches!(err, ClientError::BadAddress { .. }),
-                "{bad:?}: {err}"
+                "{:?}: {err}",
+                args.server
             );
         }
     }

@@ -19,11 +19,11 @@ use tokio::{
 
 /// How far behind schedule typing may fall and still catch up; further
 /// behind, the schedule restarts from now.
-pub const CATCH_UP_LIMIT: Duration = Duration::from_millis(50);
+pub(crate) const CATCH_UP_LIMIT: Duration = Duration::from_millis(50);
 
 /// Decodes UTF-8 arriving in arbitrary pieces.
 #[derive(Debug, Default)]
-pub struct Utf8Decoder {
+pub(crate) struct Utf8Decoder {
     /// The start of a character whose remaining bytes have not arrived yet
     /// (at most three bytes).
     pending: Vec<u8>,
@@ -33,7 +33,7 @@ impl Utf8Decoder {
     /// Appends the text in `bytes` to `out`. Invalid sequences become
     /// U+FFFD, one per maximal invalid run, as `String::from_utf8_lossy`
     /// does; an unfinished character at the end waits for the next call.
-    pub fn decode(&mut self, bytes: &[u8], out: &mut String) {
+    pub(crate) fn decode(&mut self, bytes: &[u8], out: &mut String) {
         let joined;
         let input = if self.pending.is_empty() {
             bytes
@@ -63,7 +63,7 @@ impl Utf8Decoder {
     }
 
     /// Ends the input: an unfinished character left over becomes U+FFFD.
-    pub fn finish(&mut self, out: &mut String) {
+    pub(crate) fn finish(&mut self, out: &mut String) {
         if !self.pending.is_empty() {
             self.pending.clear();
             out.push(char::REPLACEMENT_CHARACTER);
@@ -72,7 +72,7 @@ impl Utf8Decoder {
 }
 
 /// Splits `text` into pieces of `size` characters (the last may be shorter).
-pub fn char_groups(text: &str, size: usize) -> impl Iterator<Item = &str> {
+pub(crate) fn char_groups(text: &str, size: usize) -> impl Iterator<Item = &str> {
     let size = size.max(1);
     let mut rest = text;
     std::iter::from_fn(move || {
@@ -91,7 +91,7 @@ pub fn char_groups(text: &str, size: usize) -> impl Iterator<Item = &str> {
 
 /// Writes text a few characters at a time, at a steady pace.
 #[derive(Debug)]
-pub struct Typist<W> {
+pub(crate) struct Typist<W> {
     out: W,
     buffer_size: usize,
     step: Duration,
@@ -104,7 +104,7 @@ pub struct Typist<W> {
 
 impl<W: AsyncWrite + Unpin> Typist<W> {
     /// Types to `out`, `buffer_size` characters (at least one) every `step`.
-    pub fn new(out: W, buffer_size: usize, step: Duration) -> Self {
+    pub(crate) fn new(out: W, buffer_size: usize, step: Duration) -> Self {
         Self {
             out,
             buffer_size: buffer_size.max(1),
@@ -120,7 +120,7 @@ impl<W: AsyncWrite + Unpin> Typist<W> {
     /// Returns once the chunk's last group is written and flushed; the pause
     /// after it is taken before the next group, so a chunk that arrives
     /// late is not followed by a burst of catching up.
-    pub async fn type_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) async fn type_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let mut text = std::mem::take(&mut self.text);
         text.clear();
         self.decoder.decode(bytes, &mut text);
@@ -130,20 +130,16 @@ impl<W: AsyncWrite + Unpin> Typist<W> {
     }
 
     /// Ends the byte stream, typing whatever it left unfinished.
-    pub async fn finish(&mut self) -> std::io::Result<()> {
+    pub(crate) async fn finish(&mut self) -> std::io::Result<()> {
         let mut text = String::new();
         self.decoder.finish(&mut text);
         self.type_text(&text).await
     }
 
     /// The writer, for tests to inspect.
-    pub fn get_ref(&self) -> &W {
+    #[cfg(test)]
+    fn get_ref(&self) -> &W {
         &self.out
-    }
-
-    /// Gives the writer back.
-    pub fn into_inner(self) -> W {
-        self.out
     }
 
     async fn type_text(&mut self, text: &str) -> std::io::Result<()> {

@@ -4,18 +4,12 @@
 use std::time::Duration;
 
 use assistant_client::{Cli, Ending};
-use assistant_server::{
-    Config,
-    test_util::{TestServer, fast_config},
-};
-
-mod common;
-
-use assistant_server::test_util::TempDir;
+use assistant_server::Config;
+use assistant_test_support::{TestServer, fixtures::fast_config};
 
 async fn bench(server: &TestServer, args: &[&str]) -> (String, Ending, serde_json::Value) {
-    let dir = TempDir::new("bench");
-    let json = dir.0.join("results.json");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("results.json");
     let url = server.url();
     let argv = [
         "assistant-client",

@@ -3,20 +3,14 @@
 
 use std::time::Duration;
 
-use assistant_client::{Cli, ClientError, Ending, chat};
-use assistant_server::{
-    Config,
-    test_util::{LogCapture, TestServer, fast_config},
-};
+use assistant_client::{CallArgs, Cli, ClientError, Ending, commands::chat};
+use assistant_server::Config;
+use assistant_test_support::{LogCapture, PATIENCE, Tap, TestServer, fixtures::fast_config};
 use tokio::time::timeout;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Code;
 
 mod common;
-
-use common::Tap;
-
-const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Runs `assistant-client --server {server} {args}` and returns what it
 /// printed, and how it ended.
@@ -279,7 +273,7 @@ async fn timeout_before_any_answer_is_a_deadline_error_too() {
     // one never does: the deadline passes before any response header.
     let server = TestServer::start(fast_config()).await.unwrap();
     let channel = common::connect(&server).await;
-    let options = assistant_client::CallOptions {
+    let options = CallArgs {
         timeout: Some(Duration::from_millis(200)),
         ..Default::default()
     };

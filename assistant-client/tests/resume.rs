@@ -5,15 +5,12 @@
 use std::time::Duration;
 
 use assistant_client::{Cli, Ending};
-use assistant_server::{
-    Config,
-    test_util::{LogCapture, TestServer, fast_config, whole_story},
+use assistant_server::Config;
+use assistant_test_support::{
+    LogCapture, Tap, TestServer,
+    fixtures::{fast_config, whole_story},
 };
 use tokio::time::timeout;
-
-mod common;
-
-use common::Tap;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 

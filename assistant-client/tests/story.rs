@@ -12,16 +12,13 @@ use assistant_proto::assistant::{
     ListStoriesRequest, ListStoriesResponse, TellStoryRequest, TellStoryResponse,
     assistant_service_server::{AssistantService, AssistantServiceServer},
 };
-use assistant_server::{
-    Config, Finish,
-    test_util::{ENDING, GREETING, LogCapture, TestServer, fast_config, whole_story},
+use assistant_server::{Config, Finish};
+use assistant_test_support::{
+    LogCapture, PATIENCE, TestServer, WriteFile,
+    fixtures::{ENDING, GREETING, fast_config, whole_story},
 };
 use tokio::{io::AsyncWrite, time::timeout};
 use tonic::{Request, Response, Status};
-
-mod common;
-
-const PATIENCE: Duration = Duration::from_secs(10);
 
 fn cli(server: &str, extra: &[&str]) -> Cli {
     let argv = ["assistant-client", "--server", server]
@@ -96,7 +93,7 @@ async fn prints_exactly_greeting_story_and_ending_when_the_server_finishes_ok() 
 
 #[tokio::test]
 async fn split_characters_and_invalid_bytes_print_safely() {
-    let dir = assistant_server::test_util::TempDir::new("client-utf8");
+    let dir = tempfile::tempdir().unwrap();
     let text: &[u8] = b"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\x80 bad:\xff\xfe end \xe2\x82";
     let path = dir.write("odd.txt", text);
 
@@ -176,10 +173,10 @@ impl AssistantService for FailingServer {
 mod tokio_stream_iter {
     use super::*;
 
-    pub type Iter =
+    pub(super) type Iter =
         Pin<Box<dyn tokio_stream::Stream<Item = Result<TellStoryResponse, Status>> + Send>>;
 
-    pub fn iter(items: Vec<Result<TellStoryResponse, Status>>) -> Iter {
+    pub(super) fn iter(items: Vec<Result<TellStoryResponse, Status>>) -> Iter {
         Box::pin(tokio_stream::iter(items))
     }
 }
@@ -187,7 +184,7 @@ mod tokio_stream_iter {
 #[tokio::test]
 async fn any_other_status_is_an_error_printed_safely_after_the_text() {
     let (logs, _guard) = LogCapture::install();
-    let addr = common::serve(AssistantServiceServer::new(FailingServer)).await;
+    let addr = assistant_test_support::serve(AssistantServiceServer::new(FailingServer)).await;
 
     let mut out = Vec::new();
     let ending = assistant_client::run(
@@ -369,7 +366,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for GarbledTrailer
 #[tokio::test]
 async fn trailers_the_client_cannot_parse_are_an_error_not_a_panic() {
     let (logs, _guard) = LogCapture::install();
-    let addr = common::serve(GarbledTrailers).await;
+    let addr = assistant_test_support::serve(GarbledTrailers).await;
     let mut out = Vec::new();
     let ending = assistant_client::run(
         fast_cli(&addr.to_string()),

@@ -5,23 +5,20 @@
 use std::path::PathBuf;
 
 use assistant_client::{Cli, ClientError, Ending};
-use assistant_server::{
-    Config,
-    test_util::{TestServer, fast_config, whole_story},
+use assistant_server::Config;
+use assistant_test_support::{
+    LogCapture, TestServer, WriteFile,
+    fixtures::{fast_config, whole_story},
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
 };
 
-mod common;
-
-use assistant_server::test_util::TempDir;
-
 /// A certificate authority for one test, writing its files to a temporary
 /// directory.
 struct Pki {
-    dir: TempDir,
+    dir: tempfile::TempDir,
     ca: CertifiedIssuer<'static, KeyPair>,
     name: &'static str,
 }
@@ -34,13 +31,13 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, format!("{name} test CA"));
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = TempDir::new(name);
+        let dir = tempfile::tempdir().unwrap();
         dir.write("ca.pem", ca.pem());
         Self { dir, ca, name }
     }
 
     fn ca(&self) -> PathBuf {
-        self.dir.0.join("ca.pem")
+        self.dir.path().join("ca.pem")
     }
 
     /// Issues a certificate for `hosts`, valid now unless `expired`, and
@@ -144,7 +141,7 @@ async fn mutual_tls_admits_a_client_certificate_and_refuses_none() {
     // Without a certificate, the server refuses. Under TLS 1.3 the client
     // learns it on its first call, not while connecting; either way it is
     // one clear error naming the certificate, and it is not retried.
-    let (logs, _guard) = assistant_server::test_util::LogCapture::install();
+    let (logs, _guard) = LogCapture::install();
     let refused = run(&server, &["--ca-cert", path(&ca), "--retries", "3"]).await;
     let message = match refused {
         Err(err) => err.to_string(),

@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 
 /// The largest `--chunk-size`: well under gRPC's usual 4 MiB message limit,
 /// so every client can decode every chunk.
-pub const MAX_CHUNK_SIZE: usize = 1024 * 1024;
+pub(crate) const MAX_CHUNK_SIZE: usize = 1024 * 1024;
 
 /// Settings for one server process.
 #[derive(Debug, Clone, Parser)]

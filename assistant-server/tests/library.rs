@@ -6,14 +6,13 @@ use std::time::Duration;
 use assistant_proto::assistant::{
     ListStoriesRequest, TellStoryRequest, assistant_service_client::AssistantServiceClient,
 };
-use assistant_server::{
-    Config, Story,
-    test_util::{ENDING, GREETING, LogCapture, TempDir, TestServer, fast_config},
+use assistant_server::Config;
+use assistant_test_support::{
+    LogCapture, PATIENCE, TestServer, WriteFile,
+    fixtures::{ENDING, GREETING, fast_config, whole_story},
 };
 use tokio::time::timeout;
 use tonic::{Code, transport::Channel};
-
-const PATIENCE: Duration = Duration::from_secs(10);
 
 async fn client(server: &TestServer) -> AssistantServiceClient<Channel> {
     AssistantServiceClient::new(
@@ -62,14 +61,14 @@ async fn tell(
 const ALICE: &str = "Alice's short story\nDown the hole.\n";
 const SNARK: &str = "The Hunting of the Snark\nJust the place for a Snark!\n";
 
-fn library() -> (TempDir, Config) {
-    let dir = TempDir::new("library");
+fn library() -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
     dir.write("alice.txt", ALICE);
     dir.write("snark.txt", SNARK);
     dir.write("notes.md", "not a story\n");
     dir.write(".hidden.txt", "not listed\n");
     let config = Config {
-        stories_dir: Some(dir.0.clone()),
+        stories_dir: Some(dir.path().to_owned()),
         ..fast_config()
     };
     (dir, config)
@@ -175,16 +174,21 @@ async fn an_unknown_story_is_not_found_and_lists_what_exists() {
 #[tokio::test]
 async fn nothing_outside_the_directory_is_ever_served() {
     let (dir, config) = library();
-    let outside = TempDir::new("outside");
+    let outside = tempfile::tempdir().unwrap();
     outside.write("secret.txt", "do not serve\n");
     #[cfg(unix)]
     {
-        std::os::unix::fs::symlink(outside.0.join("secret.txt"), dir.0.join("escape.txt")).unwrap();
-        std::os::unix::fs::symlink(dir.0.join("snark.txt"), dir.0.join("alias.txt")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("escape.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(dir.path().join("snark.txt"), dir.path().join("alias.txt"))
+            .unwrap();
     }
     let server = TestServer::start(config).await.unwrap();
     let mut client = client(&server).await;
-    let secret_path = outside.0.join("secret.txt").display().to_string();
+    let secret_path = outside.path().join("secret.txt").display().to_string();
     for bad in [
         "..",
         "../secret.txt",
@@ -226,12 +230,7 @@ async fn a_call_resumes_from_any_byte_with_the_same_bytes() {
     .await
     .unwrap();
     let mut client = client(&server).await;
-    let whole = [
-        GREETING.as_bytes(),
-        Story::alice().text(),
-        ENDING.as_bytes(),
-    ]
-    .concat();
+    let whole = whole_story();
     let (text, code) = tell(&mut client, request("", 0)).await.unwrap();
     assert_eq!((text.as_slice(), code), (whole.as_slice(), Code::Cancelled));
 
@@ -274,7 +273,7 @@ async fn resuming_past_the_greeting_skips_the_think_time() {
 async fn resuming_past_the_end_is_out_of_range() {
     let server = TestServer::start(fast_config()).await.unwrap();
     let mut client = client(&server).await;
-    let total = (GREETING.len() + Story::alice().text().len() + ENDING.len()) as u64;
+    let total = whole_story().len() as u64;
     let status = client.tell_story(request("", total + 1)).await.unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange);
     assert!(

@@ -5,26 +5,15 @@
 use std::time::Duration;
 
 use assistant_proto::assistant::{
-    TellStoryRequest, TellStoryResponse, assistant_service_client::AssistantServiceClient,
+    TellStoryResponse, assistant_service_client::AssistantServiceClient,
 };
-use assistant_server::{
-    Config, Finish, Story,
-    test_util::{ENDING, GREETING, LogCapture, TempDir, TestServer, fast_config},
+use assistant_server::{Config, Finish};
+use assistant_test_support::{
+    LogCapture, PATIENCE, TestServer, WriteFile,
+    fixtures::{ALICE, ENDING, GREETING, fast_config, peter},
 };
 use tokio::time::timeout;
 use tonic::{Code, Streaming, transport::Channel};
-
-/// A bound for waits that should end in milliseconds, so a bug fails the
-/// test instead of hanging it.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-fn peter() -> TellStoryRequest {
-    TellStoryRequest {
-        user_name: "Peter S".into(),
-        institution: "SUSTech".into(),
-        ..Default::default()
-    }
-}
 
 async fn client(server: &TestServer) -> AssistantServiceClient<Channel> {
     let channel = Channel::from_shared(server.url())
@@ -71,7 +60,7 @@ async fn streams_greeting_then_142_chunks_then_ending_then_cancelled() {
     assert_eq!(story.len(), 142);
     assert!(story[..141].iter().all(|chunk| chunk.len() == 1024));
     assert_eq!(story[141].len(), 12);
-    assert_eq!(story.concat(), Story::alice().text().as_ref());
+    assert_eq!(story.concat(), ALICE);
 
     let status = status.expect("the tutorial's server ends with a status");
     assert_eq!(status.code(), Code::Cancelled);
@@ -87,12 +76,7 @@ async fn finish_ok_ends_with_status_ok_after_every_byte() {
     let server = TestServer::start(config).await.unwrap();
     let (messages, status) = read_all(&mut open(&server).await).await;
     assert!(status.is_none(), "{status:?}");
-    let expected = [
-        GREETING.as_bytes(),
-        Story::alice().text(),
-        ENDING.as_bytes(),
-    ]
-    .concat();
+    let expected = [GREETING.as_bytes(), ALICE, ENDING.as_bytes()].concat();
     assert_eq!(messages.concat(), expected);
 }
 
@@ -228,7 +212,7 @@ async fn many_calls_run_side_by_side() {
 #[tokio::test]
 async fn a_story_file_is_served_under_its_own_name() {
     let (logs, _guard) = LogCapture::install();
-    let dir = TempDir::new("story");
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.write("short.txt", "Once upon a time.\n");
 
     let config = Config {

@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 const STORY: &[u8] = include_bytes!("../../stories/alice.txt");
 
 /// The floor's service: the story preloaded as zero-copy chunks.
+#[derive(Debug)]
 pub struct Floor {
     chunks: Vec<Bytes>,
 }

@@ -1,0 +1,283 @@
+//! The `TellStory` call: ask for a story and type it out as it arrives,
+//! resuming where it left off if the connection drops.
+
+use std::{future::Future, time::Duration};
+
+use assistant_proto::{
+    assistant::{
+        TellStoryRequest, TellStoryResponse, assistant_service_client::AssistantServiceClient,
+    },
+    codes::code_name,
+    text::Escaped,
+};
+use clap::Args;
+use tokio::io::AsyncWrite;
+use tonic::{Code, Status, transport::Channel};
+use tracing::{debug, info, warn};
+
+use crate::{
+    ClientError,
+    call::{self, CallArgs, CallError, Ending},
+    connect::{Connection, tls_error},
+    typing::Typist,
+};
+
+/// What to ask for, how to type it, and how hard to try: the story's
+/// flags.
+#[derive(Debug, Clone, Args)]
+pub struct StoryArgs {
+    /// Your name, for the greeting.
+    #[arg(long, default_value = "Peter S")]
+    pub user_name: String,
+
+    /// Your institution, for the greeting.
+    #[arg(long, default_value = "SUSTech")]
+    pub institution: String,
+
+    /// The story to tell, by file name (see `assistant-client list`); the
+    /// server's default, alice.txt, if not given.
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "NAME"
+    )]
+    pub story: String,
+
+    /// If the connection drops, retry this many times in a row, resuming
+    /// from the bytes already received.
+    #[arg(long, default_value_t = 5, value_name = "TIMES")]
+    pub retries: u32,
+
+    /// The wait before the first retry; each next waits 1.6 times longer
+    /// (at most 30 s), with 20% jitter.
+    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub retry_backoff: Duration,
+
+    /// Characters typed at a time.
+    #[arg(long, default_value_t = 5, value_name = "CHARS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_048_576))]
+    pub buffer_size: usize,
+
+    /// Pause between groups of characters. 0 prints each message at once.
+    #[arg(long, default_value = "0.1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub step_sec: Duration,
+}
+
+/// The longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl StoryArgs {
+    /// The request for the story from byte `resume_from` on.
+    fn request(&self, resume_from: u64) -> TellStoryRequest {
+        TellStoryRequest {
+            user_name: self.user_name.clone(),
+            institution: self.institution.clone(),
+            story: self.story.clone(),
+            resume_from,
+        }
+    }
+
+    /// The wait before retry number `attempt` (from 1): `--retry-backoff`,
+    /// then 1.6 times as long each time (at most [`MAX_BACKOFF`]), give or
+    /// take 20% jitter, as gRPC's own reconnection backoff does.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let exponential =
+            self.retry_backoff.as_secs_f64() * 1.6_f64.powi(attempt.saturating_sub(1) as i32);
+        let capped = exponential.min(MAX_BACKOFF.as_secs_f64());
+        let jitter = 0.8 + 0.4 * fastrand::f64();
+        Duration::from_secs_f64(capped * jitter)
+    }
+}
+
+/// Whether a status means the connection, not the call, failed, so that
+/// asking again, from the bytes already received, may succeed.
+fn is_retryable(status: &Status) -> bool {
+    match status.code() {
+        // The server is down, restarting, shutting down, or unreachable.
+        Code::Unavailable => true,
+        // A connection reset mid-stream reaches tonic as an HTTP/2 or I/O
+        // error, reported UNKNOWN or INTERNAL with the transport error as
+        // its source; but a TLS refusal would only be refused again.
+        Code::Unknown | Code::Internal if tls_error(status).is_some() => false,
+        Code::Unknown | Code::Internal => std::error::Error::source(status).is_some_and(|source| {
+            source.is::<tonic::transport::Error>()
+                || source.is::<h2::Error>()
+                || source.is::<hyper::Error>()
+                || source.is::<std::io::Error>()
+        }),
+        _ => false,
+    }
+}
+
+/// Calls `TellStory` and types the story to `out`, until the server ends
+/// the stream, `out` closes, `timeout` runs out, or `interrupt` completes.
+///
+/// Receiving is paced by typing: the next message is read only once the
+/// last one is typed, so HTTP/2 flow control holds the server back when
+/// the reader is slow. Dropping the response stream cancels the call on the
+/// server.
+///
+/// If the connection drops, it asks again from the byte it has reached
+/// (`resume_from`), so the output is the same as an uninterrupted run: no
+/// byte lost, none repeated.
+pub async fn tell_story<W: AsyncWrite + Unpin>(
+    connection: Connection,
+    args: &StoryArgs,
+    options: &CallArgs,
+    out: W,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Ending, ClientError> {
+    info!(
+        "Requesting with user_name={}, institution={}",
+        args.user_name, args.institution
+    );
+    let mut typist = Typist::new(out, args.buffer_size, args.step_sec);
+    let mut client = call::compressed!(AssistantServiceClient::new(connection.channel), options);
+    let timeout = options.timeout;
+    let wire = connection.wire;
+
+    let story = async {
+        let mut received = 0;
+        let mut failures = 0;
+        let result = loop {
+            let before = received;
+            let result = attempt(&mut client, args, timeout, &mut received, &mut typist).await;
+            let status = match result {
+                Err(CallError::Status(status)) if is_retryable(&status) => status,
+                other => break other,
+            };
+            failures = if received > before { 1 } else { failures + 1 };
+            if failures > args.retries {
+                break Err(CallError::Status(status));
+            }
+            let delay = args.retry_delay(failures);
+            warn!(
+                "Connection lost ({}: {}); resuming from byte {received} in {:.1}s (retry {failures} of {})",
+                code_name(status.code()),
+                Escaped(status.message().as_bytes()),
+                delay.as_secs_f64(),
+                args.retries,
+            );
+            tokio::time::sleep(delay).await;
+        };
+        debug!(
+            text_bytes = received,
+            wire_bytes = wire.get(),
+            "Received {received} bytes of text in {} bytes on the wire",
+            wire.get()
+        );
+        // Whatever the stream left unfinished (a character cut short) is
+        // typed before the ending is reported.
+        if matches!(result, Ok(()) | Err(CallError::Status(_))) {
+            typist.finish().await?;
+        }
+        result
+    };
+
+    let ending = match call::run(story, interrupt, timeout).await? {
+        Ending::Failed(status) if status.code() == Code::Cancelled => Ending::CancelledByServer,
+        ending => ending,
+    };
+    report(&ending);
+    Ok(ending)
+}
+
+/// One call, from byte `received` on, typing what arrives and counting it.
+async fn attempt<W: AsyncWrite + Unpin>(
+    client: &mut AssistantServiceClient<Channel>,
+    args: &StoryArgs,
+    timeout: Option<Duration>,
+    received: &mut u64,
+    typist: &mut Typist<W>,
+) -> Result<(), CallError> {
+    let mut stream = client
+        .tell_story(call::request(args.request(*received), timeout))
+        .await?
+        .into_inner();
+    while let Some(message) = stream.message().await? {
+        let new = new_bytes(&message, *received)?;
+        typist.type_bytes(new).await?;
+        *received += new.len() as u64;
+    }
+    Ok(())
+}
+
+/// The part of `message` not received yet, given that `received` bytes
+/// were: a resumed stream may overlap what arrived before, but a gap would
+/// lose bytes, so it is an error.
+fn new_bytes(message: &TellStoryResponse, received: u64) -> Result<&[u8], Status> {
+    let text = &message.text_chunk[..];
+    let start = message.offset;
+    if start > received {
+        return Err(Status::data_loss(format!(
+            "the server skipped from byte {received} to {start}"
+        )));
+    }
+    let skip = usize::try_from(received - start)
+        .unwrap_or(usize::MAX)
+        .min(text.len());
+    Ok(&text[skip..])
+}
+
+/// Logs how the call ended, as the tutorial's client does.
+fn report(ending: &Ending) {
+    match ending {
+        Ending::CancelledByServer => info!("Stream cancelled by server. Exiting gracefully."),
+        Ending::Finished => info!("Story finished."),
+        Ending::CancelledByUser => info!("Stream cancelled by user."),
+        Ending::OutputClosed => return,
+        Ending::Failed(_) => ending.report(),
+    }
+    info!("Finished requesting.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(offset: u64, text: &'static str) -> TellStoryResponse {
+        TellStoryResponse {
+            text_chunk: text.into(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn overlap_is_skipped_and_gaps_are_refused() {
+        assert_eq!(new_bytes(&message(0, "hello"), 0).unwrap(), b"hello");
+        assert_eq!(new_bytes(&message(5, "world"), 7).unwrap(), b"rld");
+        assert_eq!(new_bytes(&message(0, "old"), 10).unwrap(), b"");
+        let status = new_bytes(&message(12, "later"), 10).unwrap_err();
+        assert_eq!(status.code(), Code::DataLoss);
+    }
+
+    #[test]
+    fn backoff_grows_by_1_6_with_jitter_up_to_a_cap() {
+        let args = crate::Cli::try_parse_args(["assistant-client", "--retry-backoff", "1"])
+            .unwrap()
+            .story;
+        for (attempt, nominal) in [(1, 1.0), (2, 1.6), (3, 2.56), (20, 30.0)] {
+            let delay = args.retry_delay(attempt).as_secs_f64();
+            assert!(
+                delay >= nominal * 0.8 - 1e-9 && delay <= nominal * 1.2 + 1e-9,
+                "{attempt}: {delay}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_connection_failures_are_retried() {
+        assert!(is_retryable(&Status::unavailable("server shutting down")));
+        for code in [
+            Code::Cancelled,
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::OutOfRange,
+            Code::DeadlineExceeded,
+        ] {
+            assert!(!is_retryable(&Status::new(code, "no")), "{code:?}");
+        }
+        assert!(!is_retryable(&Status::unknown("a handler's own error")));
+    }
+}

@@ -1,0 +1,42 @@
+//! Why the client could not do what it was asked.
+
+/// Why the client could not do what it was asked. Each one displays as a
+/// single line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `--server` is not an address we can use.
+    #[error("invalid --server `{server}`: {reason}")]
+    BadAddress {
+        /// What the user gave.
+        server: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing answered at the server's address.
+    #[error(
+        "cannot reach the server at {server}: {reason}. Is it running? Start it with `assistant-server`."
+    )]
+    Unreachable {
+        /// The address tried.
+        server: String,
+        /// The underlying cause, such as "Connection refused".
+        reason: String,
+    },
+    /// The TLS handshake failed: the server's certificate is not trusted,
+    /// is for another host, or has expired; or the server refused ours.
+    #[error(
+        "TLS with {server} failed: {reason}. Check the server's certificate and --ca-cert (--cert, --key)."
+    )]
+    Tls {
+        /// The address tried.
+        server: String,
+        /// What TLS said.
+        reason: String,
+    },
+    /// A file the flags name cannot be used.
+    #[error("{0}")]
+    Setup(String),
+    /// Writing to stdout failed for a reason other than it closing.
+    #[error("cannot write the story: {0}")]
+    Output(#[source] std::io::Error),
+}

@@ -1,0 +1,206 @@
+//! What runs around every call, whatever its service.
+//!
+//! [`CallService`] wraps the server's routes and gives every call the same
+//! operational guarantees, so no handler has to remember them:
+//!
+//! - **A span** named `call`, carrying a call number, the peer address, the
+//!   method and (once the handler knows it) the user, around the handler
+//!   and around every poll of its response stream.
+//! - **A cap** on concurrent calls ([`calls`]): past `--max-calls`, a call
+//!   is answered RESOURCE_EXHAUSTED at once. Health and reflection calls
+//!   are exempt, so a busy server can still be probed.
+//! - **A size limit** on request messages ([`limits`]), checked from each
+//!   message's length prefix.
+//! - **The caller's deadline** ([`deadline`]) over the whole call, to the
+//!   last message of a stream. tonic's own timeout covers only the
+//!   response headers, and reports CANCELLED.
+//! - **Shutdown.** When told ([`Endings`]), the layer ends a call's
+//!   response with UNAVAILABLE `server shutting down`, after what it
+//!   already produced ([`body`]).
+//! - **A record** ([`record`]) of how the call ended: one line with its
+//!   status code, messages and bytes sent, and duration; and the
+//!   tutorial's `Client went away: ...` line when the client left first.
+//!
+//! Handlers talk back to the layer through the [`CallContext`] in each
+//! request's extensions.
+
+mod body;
+mod calls;
+mod context;
+mod deadline;
+mod limits;
+mod record;
+
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    sync::atomic::{AtomicU64, Ordering},
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::Body;
+use tokio_util::sync::CancellationToken;
+use tonic::{Status, transport::server::TcpConnectInfo};
+use tracing::{Instrument, field, info, info_span};
+
+pub use self::calls::Calls;
+use self::{body::CallBody, limits::RequestLimit, record::Record};
+pub(crate) use self::{context::CallContext, limits::MAX_REQUEST_BYTES};
+
+/// Numbers calls for the logs, so a call's lines can be told apart from
+/// others' (span ids are reused; these are not).
+static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The status message of calls ended by shutdown.
+const SHUTTING_DOWN: &str = "server shutting down";
+
+fn shutting_down() -> Status {
+    Status::unavailable(SHUTTING_DOWN)
+}
+
+/// Tells calls in flight to end, per kind.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Endings {
+    /// Ends health watches and reflection streams, which never end on their
+    /// own and must not hold up shutdown.
+    pub(crate) infrastructure: CancellationToken,
+    /// Ends the application's calls, once the grace period is over.
+    pub(crate) application: CancellationToken,
+}
+
+/// Wraps the server's routes as the [module docs](self) describe. Clone it
+/// per connection with [`CallService::for_connection`].
+#[derive(Debug, Clone)]
+pub(crate) struct CallService<S> {
+    inner: S,
+    calls: Calls,
+    max_calls: usize,
+    endings: Endings,
+    connection: Option<TcpConnectInfo>,
+}
+
+impl<S> CallService<S> {
+    /// Wraps `inner`, counting application calls in `calls` and refusing
+    /// more than `max_calls` at once, and ending calls when `endings` says
+    /// so.
+    pub(crate) fn new(inner: S, calls: Calls, max_calls: usize, endings: Endings) -> Self {
+        Self {
+            inner,
+            calls,
+            max_calls,
+            endings,
+            connection: None,
+        }
+    }
+
+    /// The service for one connection: its calls know their peer, and
+    /// handlers see it as `Request::remote_addr`.
+    pub(crate) fn for_connection(&self, connection: TcpConnectInfo) -> Self
+    where
+        S: Clone,
+    {
+        Self {
+            connection: Some(connection),
+            ..self.clone()
+        }
+    }
+}
+
+/// Health checks and reflection: infrastructure, not the application.
+fn is_infrastructure(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+type Response = http::Response<tonic::body::Body>;
+
+impl<S, B> tower_service::Service<http::Request<B>> for CallService<S>
+where
+    S: tower_service::Service<
+            http::Request<tonic::body::Body>,
+            Response = Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let mut request = request
+            .map(|body| tonic::body::Body::new(RequestLimit::new(body, MAX_REQUEST_BYTES as u64)));
+        if let Some(connection) = &self.connection {
+            request.extensions_mut().insert(connection.clone());
+        }
+        let path = request.uri().path();
+        let infrastructure = is_infrastructure(path);
+        let peer = self
+            .connection
+            .as_ref()
+            .and_then(TcpConnectInfo::remote_addr);
+        let span = info_span!(
+            "call",
+            id = NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed),
+            method = field::display(path),
+            peer = field::display(peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string())),
+            user = field::Empty,
+        );
+
+        let (gauge, ending) = if infrastructure {
+            (None, self.endings.infrastructure.child_token())
+        } else {
+            let Some(gauge) = self.calls.enter(self.max_calls) else {
+                let status = Status::resource_exhausted(format!(
+                    "the server is at its limit of {} concurrent calls; retry later",
+                    self.max_calls
+                ));
+                span.in_scope(
+                    || info!(code = %"RESOURCE_EXHAUSTED", "Call refused: too many calls"),
+                );
+                return Box::pin(std::future::ready(Ok(status.into_http())));
+            };
+            (Some(gauge), self.endings.application.child_token())
+        };
+
+        let context = CallContext::default();
+        if let Some(peer) = peer {
+            context.identify_peer(peer);
+        }
+        request.extensions_mut().insert(context.clone());
+        let deadline = deadline::deadline(request.headers());
+        let mut record = Record::new(span.clone(), context, self.calls.clone(), ending, gauge);
+
+        // The usual tower dance: the clone is ready only if `self.inner` was.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let handler = inner.call(request);
+        Box::pin(
+            async move {
+                let ending = record.ending.clone();
+                let response = tokio::select! {
+                    response = handler => response?,
+                    () = deadline::passed(deadline) => {
+                        record.end_early(deadline::deadline_exceeded()).into_http()
+                    }
+                    () = ending.cancelled() => record.end_early(shutting_down()).into_http(),
+                };
+                // A handler that failed answers in the headers alone.
+                if let Some(status) = Status::from_header_map(response.headers()) {
+                    record.status = Some(status.code());
+                }
+                Ok(response
+                    .map(|body| tonic::body::Body::new(CallBody::new(body, record, deadline))))
+            }
+            .instrument(span),
+        )
+    }
+}

@@ -1,0 +1,98 @@
+//! One line per call, however it ended.
+
+use std::time::Instant;
+
+use assistant_proto::codes::code_name;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status};
+use tracing::{Span, info};
+
+use super::{
+    calls::{Calls, Gauge},
+    context::CallContext,
+    limits::FrameCounter,
+};
+
+/// How one call went; logged when it is dropped, however the call ended.
+pub(super) struct Record {
+    pub(super) span: Span,
+    pub(super) context: CallContext,
+    started: Instant,
+    /// The status the call ended with; `None` while it runs, and for good
+    /// if the client leaves first.
+    pub(super) status: Option<Code>,
+    /// Response bytes handed to HTTP/2, framing included.
+    pub(super) bytes: u64,
+    /// Response messages, counted from their framing.
+    pub(super) messages: FrameCounter,
+    calls: Calls,
+    /// Cancelled when shutdown ends this kind of call.
+    pub(super) ending: CancellationToken,
+    _gauge: Option<Gauge>,
+}
+
+impl Record {
+    /// Starts the record of a call, which holds its place in `calls`
+    /// (through `gauge`) until the record is dropped.
+    pub(super) fn new(
+        span: Span,
+        context: CallContext,
+        calls: Calls,
+        ending: CancellationToken,
+        gauge: Option<Gauge>,
+    ) -> Self {
+        Self {
+            span,
+            context,
+            started: Instant::now(),
+            status: None,
+            bytes: 0,
+            messages: FrameCounter::default(),
+            calls,
+            ending,
+            _gauge: gauge,
+        }
+    }
+
+    /// Ends the call with `status` before its handler did.
+    pub(super) fn end_early(&mut self, status: Status) -> Status {
+        if status.code() == Code::Unavailable {
+            self.calls.count_ended_by_shutdown();
+        }
+        self.status = Some(status.code());
+        status
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let _entered = self.span.enter();
+        let code = match self.status {
+            Some(code) => code,
+            // Dropped mid-call after shutdown ended calls: its connection
+            // was closed, most likely stuck on a client that stopped reading.
+            None if self.ending.is_cancelled() => {
+                self.calls.count_ended_by_shutdown();
+                info!("Connection closed by shutdown mid-call");
+                Code::Unavailable
+            }
+            None => {
+                info!(
+                    "Client went away: {} after {} bytes",
+                    self.context.client(),
+                    self.context.payload_bytes()
+                );
+                Code::Cancelled
+            }
+        };
+        info!(
+            code = %code_name(code),
+            messages = self.messages.count(),
+            bytes = self.bytes,
+            // Rounded to the microsecond, so it prints as 7.371, not
+            // 7.3707590000000005.
+            elapsed_ms = (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            "Call ended"
+        );
+    }
+}

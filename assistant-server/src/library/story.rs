@@ -1,0 +1,108 @@
+//! The story a server tells, held in memory so every call can slice it
+//! without copying.
+
+use std::{fmt, path::Path};
+
+use anyhow::Context;
+use bytes::Bytes;
+
+/// The tutorial's story, compiled into the binary so the server runs from
+/// any directory.
+const ALICE: &[u8] = include_bytes!("../../../stories/alice.txt");
+
+/// A named text, shared by every call.
+#[derive(Clone)]
+pub(crate) struct Story {
+    name: String,
+    text: Bytes,
+}
+
+impl Story {
+    /// The built-in story, `alice.txt`.
+    pub(crate) fn alice() -> Self {
+        Self::new("alice.txt", Bytes::from_static(ALICE))
+    }
+
+    /// A story with the given file name and text.
+    pub(crate) fn new(name: impl Into<String>, text: impl Into<Bytes>) -> Self {
+        Self {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    /// Reads a story from a file. Its name is the file's name.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read(path)
+            .with_context(|| format!("cannot read story file {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Self::new(name, text))
+    }
+
+    /// The file name the logs use, such as `alice.txt`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The whole text.
+    pub(crate) fn text(&self) -> &Bytes {
+        &self.text
+    }
+
+    /// The text in pieces of at most `size` bytes, each a zero-copy slice.
+    ///
+    /// # Panics
+    /// If `size` is zero.
+    pub(crate) fn chunks(&self, size: usize) -> impl Iterator<Item = Bytes> + Send + 'static {
+        assert!(size > 0, "chunk size must be positive");
+        let text = self.text.clone();
+        (0..text.len())
+            .step_by(size)
+            .map(move |start| text.slice(start..text.len().min(start + size)))
+    }
+}
+
+impl fmt::Debug for Story {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Story")
+            .field("name", &self.name)
+            .field("len", &self.text.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alice_splits_into_142_chunks_the_last_of_12_bytes() {
+        let story = Story::alice();
+        assert_eq!(story.text().len(), 144_396);
+        let chunks: Vec<Bytes> = story.chunks(1024).collect();
+        assert_eq!(chunks.len(), 142);
+        assert_eq!(chunks.last().map(Bytes::len), Some(12));
+        assert_eq!(chunks.concat(), story.text().as_ref());
+    }
+
+    #[test]
+    fn chunks_share_the_story_memory() {
+        let story = Story::alice();
+        let first = story.chunks(1024).next().unwrap();
+        assert_eq!(first.as_ptr(), story.text().as_ptr());
+    }
+
+    #[test]
+    fn an_empty_story_has_no_chunks() {
+        assert_eq!(Story::new("empty.txt", Bytes::new()).chunks(3).count(), 0);
+    }
+
+    #[test]
+    fn a_missing_file_names_its_path() {
+        let err = Story::load(Path::new("no/such/story.txt")).unwrap_err();
+        assert!(format!("{err:#}").contains("no/such/story.txt"), "{err:#}");
+    }
+}

@@ -1,0 +1,227 @@
+//! An event's fields, formatted exactly as tracing's `DefaultFields`
+//! formats them, with a faster path for the message: terminal control
+//! characters are escaped as tracing escapes them, but whole strings are
+//! checked at once instead of written character by character, which was
+//! about 8% of a logging server's profile.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::{
+    field::{RecordFields, VisitOutput},
+    fmt::{
+        FormatFields,
+        format::{DefaultFields, DefaultVisitor, Writer},
+    },
+};
+
+/// Formats an event's or a span's fields as tracing's default does, with
+/// a faster path for the message; see the [module docs](self).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogFields;
+
+impl<'writer> FormatFields<'writer> for LogFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        if writer.has_ansi_escapes() {
+            // Colours: tracing's own, exactly.
+            return DefaultFields::new().format_fields(writer, fields);
+        }
+        let mut visitor = FieldsVisitor {
+            writer,
+            is_empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// Writes the message itself, and hands every other field to tracing's
+/// default visitor, one field at a time.
+struct FieldsVisitor<'writer> {
+    writer: Writer<'writer>,
+    is_empty: bool,
+    result: fmt::Result,
+}
+
+impl FieldsVisitor<'_> {
+    fn default_visitor(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        if self.result.is_err() {
+            return;
+        }
+        let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        record(&mut visitor);
+        self.result = visitor.finish();
+    }
+
+    /// Whether tracing's visitor writes this field at all.
+    fn note_written(&mut self, field: &Field) {
+        if !field.name().starts_with("log.") {
+            self.is_empty = false;
+        }
+    }
+}
+
+impl Visit for FieldsVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.default_visitor(|visitor| visitor.record_str(field, value));
+            self.note_written(field);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.default_visitor(|visitor| visitor.record_error(field, value));
+        self.note_written(field);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() != "message" {
+            self.default_visitor(|visitor| visitor.record_debug(field, value));
+            self.note_written(field);
+            return;
+        }
+        if self.result.is_err() {
+            return;
+        }
+        if !self.is_empty {
+            self.result = self.writer.write_char(' ');
+        }
+        self.is_empty = false;
+        if self.result.is_ok() {
+            self.result = write!(Sanitizing(&mut self.writer), "{value:?}");
+        }
+    }
+}
+
+/// Escapes what tracing's formatter escapes in a message, so that it
+/// cannot drive a terminal: ESC, BEL, BS, FF and DEL as `\x1b` and the
+/// like, and C1 control characters as `\u{9b}`.
+struct Sanitizing<'a, W>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Sanitizing<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let bytes = s.as_bytes();
+        let mut clean = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let escape_len = match bytes[i] {
+                0x1b | 0x07 | 0x08 | 0x0c | 0x7f => 1,
+                // U+0080..=U+009F, the C1 controls, in UTF-8.
+                0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => 2,
+                _ => 0,
+            };
+            if escape_len == 0 {
+                i += 1;
+                continue;
+            }
+            self.0.write_str(&s[clean..i])?;
+            match bytes[i] {
+                0xc2 => write!(self.0, "\\u{{{:x}}}", bytes[i + 1])?,
+                byte => write!(self.0, "\\x{byte:02x}")?,
+            }
+            i += escape_len;
+            clean = i;
+        }
+        self.0.write_str(&s[clean..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assistant_proto::text::Escaped;
+
+    use std::{
+        io,
+        sync::{Arc, Mutex},
+    };
+
+    use tracing::{info, info_span};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// Collects what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Self;
+
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    fn emit_everything() {
+        let error = io::Error::other("the disk is \x1b[31mred");
+        info!("plain");
+        info!(
+            "control: \x1b[31m bell \x07 bs \x08 ff \x0c del \x7f csi \u{9b} nl \n \u{e9}\u{2014}"
+        );
+        info!(count = 3, name = "str", list = ?vec![1, 2], shown = %"disp", "message {}", 5);
+        info!(
+            error = &error as &(dyn std::error::Error + 'static),
+            "with an error"
+        );
+        info!(a = 1, b = true);
+        info!(first = 1.5, "the message after a field");
+        info!(message = "a message field \x1b", extra = -4);
+        let span = info_span!("call", id = 3, user = %"Peter \x1b S");
+        let _entered = span.enter();
+        info!("inside a span: {}", Escaped(b"\xff\x1b"));
+    }
+
+    fn format_with<N>(fields: N) -> String
+    where
+        N: for<'w> FormatFields<'w> + Send + Sync + 'static,
+    {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_writer(capture.clone())
+            .fmt_fields(fields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit_everything);
+        let bytes = capture.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn fields_are_formatted_exactly_as_tracing_formats_them() {
+        let ours = format_with(LogFields);
+        let theirs = format_with(DefaultFields::new());
+        assert_eq!(ours, theirs);
+        // Messages escaped (the comparison alone would pass if neither
+        // escaped); other fields are written as they are, as tracing does.
+        let control = ours.lines().find(|line| line.contains("control:")).unwrap();
+        assert!(
+            control.contains(r"control: \x1b[31m bell \x07 bs \x08 ff \x0c del \x7f csi \u{9b}"),
+            "{control}"
+        );
+        assert!(!control.contains('\x1b'), "{control}");
+    }
+
+    #[test]
+    fn sanitizing_leaves_clean_text_alone() {
+        let mut out = String::new();
+        write!(Sanitizing(&mut out), "caf\u{e9} \u{2014} [Alice's A").unwrap();
+        assert_eq!(out, "caf\u{e9} \u{2014} [Alice's A");
+        out.clear();
+        write!(Sanitizing(&mut out), "\u{9b}\u{9f}\u{a0}\u{80}").unwrap();
+        assert_eq!(out, "\\u{9b}\\u{9f}\u{a0}\\u{80}");
+    }
+}

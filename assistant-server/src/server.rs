@@ -1,0 +1,136 @@
+//! The server: bound to its address, then served until told to stop.
+
+use std::{future::Future, net::SocketAddr, pin::pin};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::{
+    call::{CallService, Calls, Endings},
+    config::Config,
+    library::{Library, Story},
+    ops::shutdown,
+    services::{self, health::Health},
+    transport::{self, Connections},
+};
+
+/// A server bound to its address, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    config: Config,
+    library: Library,
+    handle: Handle,
+}
+
+/// A hand on a running server, to watch it or to cut it off. Cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    calls: Calls,
+    closing: CancellationToken,
+}
+
+impl Handle {
+    /// The count of application calls in flight.
+    pub fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// Closes every connection at once, and every one accepted later, as
+    /// a crash would (but without ending the process): for tests of what
+    /// clients do when a server dies.
+    pub fn close_connections(&self) {
+        self.closing.cancel();
+    }
+}
+
+impl Server {
+    /// Loads the story and binds the listening socket.
+    ///
+    /// Fails, naming the cause, if the story file cannot be read or the
+    /// address cannot be bound.
+    pub async fn bind(config: Config) -> anyhow::Result<Self> {
+        let library = match (&config.story, &config.stories_dir) {
+            (Some(path), _) => Library::One(Story::load(path)?),
+            (None, Some(dir)) => Library::dir(dir)?,
+            (None, None) => Library::One(Story::alice()),
+        };
+        let listener = transport::listen(config.addr).await?;
+        Ok(Self {
+            listener,
+            config,
+            library,
+            handle: Handle {
+                calls: Calls::default(),
+                closing: CancellationToken::new(),
+            },
+        })
+    }
+
+    /// The address the server listens on; with port 0, the port the system
+    /// picked.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// A hand on the server, which stays valid while it serves.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Serves until `shutdown` completes, then shuts down as the
+    /// [crate docs](crate#shutdown) describe.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            config,
+            library,
+            handle: Handle { calls, closing },
+        } = self;
+        let port = listener.local_addr()?.port();
+
+        let health = Health::serving().await;
+        let routes = services::routes(library, &config, &health)?;
+        let endings = Endings::default();
+        let service = CallService::new(routes, calls.clone(), config.max_calls, endings.clone());
+        let connections = Connections::new(&config, service, closing)?;
+
+        {
+            let accepting = pin!(connections.accept(listener));
+            info!("Server started on port {port}");
+            if connections.tls() {
+                let clients = if config.client_ca.is_some() {
+                    "required"
+                } else {
+                    "not required"
+                };
+                info!("Serving TLS; client certificates {clients}");
+            }
+            tokio::select! {
+                () = accepting => {}
+                () = shutdown => {}
+            }
+            // Leaving this block drops the accept loop, and with it the
+            // listening socket.
+        }
+
+        shutdown::run(shutdown::Serving {
+            health: &health,
+            connections: &connections,
+            calls: &calls,
+            endings: &endings,
+            grace: config.shutdown_grace,
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// Runs a server with `config` until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    Server::bind(config).await?.serve(shutdown::signal()).await
+}
