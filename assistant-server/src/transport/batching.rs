@@ -14,11 +14,24 @@
 //! nothing new, sends the batch. A frame is held back for at most one more
 //! turn of the task, or [`MAX_DEFERRALS`] flushes under a steady trickle.
 //!
-//! That relies on the writer flushing again when its task is woken, which
-//! h2 does: every poll of an HTTP/2 connection ends by flushing what it
-//! has queued, even when it has queued nothing. It is why `Batching` sits
-//! right under HTTP/2 (above TLS), and not under a TLS handshake, which
-//! flushes only after it writes.
+//! # What it relies on
+//! That the writer flushes again when its task is woken. h2 0.4 does:
+//! every poll of an HTTP/2 connection that has nothing more to do ends in
+//! `Streams::poll_complete`, which flushes the codec, even when nothing
+//! was queued (h2 0.4.20, `proto/connection.rs`). It is why `Batching`
+//! sits right under HTTP/2 (above TLS), and not under a TLS handshake,
+//! which flushes only after it writes. h2 is held to 0.4 in `Cargo.toml`
+//! for this reason, and the tests in `batching/over_hyper.rs` drive a
+//! real hyper connection through the layer: if h2 stopped flushing that
+//! way, a response's last frames would stay buffered and those tests
+//! would fail.
+//!
+//! # Why it exists, and when it goes
+//! h2 holds at most one pending DATA frame and flushes it before taking
+//! the next: [hyperium/h2#902](https://github.com/hyperium/h2/issues/902).
+//! [hyperium/h2#903](https://github.com/hyperium/h2/pull/903) queues many
+//! frames for one vectored write instead. When h2 coalesces DATA frames
+//! itself, this layer has nothing left to do and should be removed.
 //!
 //! Flow control is untouched: h2 only hands over frames its windows
 //! allow, and a socket that takes nothing makes writes wait (`Pending`)
@@ -177,241 +190,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batching<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::{
-        sync::{
-            Arc,
-            atomic::{AtomicUsize, Ordering},
-        },
-        task::{Wake, Waker},
-    };
-
-    use super::*;
-
-    /// A socket that records each write it takes, and can be told to take
-    /// nothing, or only so many bytes per write.
-    #[derive(Default)]
-    struct Socket {
-        writes: Vec<Vec<u8>>,
-        full: bool,
-        per_write: Option<usize>,
-        shut: bool,
-    }
-
-    impl Socket {
-        fn bytes(&self) -> Vec<u8> {
-            self.writes.concat()
-        }
-    }
-
-    impl AsyncWrite for Socket {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            if self.full {
-                return Poll::Pending;
-            }
-            let n = buf.len().min(self.per_write.unwrap_or(usize::MAX));
-            self.writes.push(buf[..n].to_vec());
-            Poll::Ready(Ok(n))
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.shut = true;
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    /// Counts its wakes.
-    #[derive(Default)]
-    struct Wakes(AtomicUsize);
-
-    impl Wake for Wakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    struct Harness {
-        io: Batching<Socket>,
-        wakes: Arc<Wakes>,
-        waker: Waker,
-    }
-
-    impl Harness {
-        fn new() -> Self {
-            let wakes = Arc::new(Wakes::default());
-            Self {
-                io: Batching::new(Socket::default()),
-                waker: Waker::from(wakes.clone()),
-                wakes,
-            }
-        }
-
-        fn wakes(&self) -> usize {
-            self.wakes.0.load(Ordering::SeqCst)
-        }
-
-        fn write(&mut self, buf: &[u8]) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.io).poll_write(&mut Context::from_waker(&self.waker), buf)
-        }
-
-        fn write_vectored(&mut self, bufs: &[&[u8]]) -> Poll<io::Result<usize>> {
-            let slices: Vec<_> = bufs.iter().map(|buf| io::IoSlice::new(buf)).collect();
-            Pin::new(&mut self.io)
-                .poll_write_vectored(&mut Context::from_waker(&self.waker), &slices)
-        }
-
-        fn flush(&mut self) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.io).poll_flush(&mut Context::from_waker(&self.waker))
-        }
-
-        fn shutdown(&mut self) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.io).poll_shutdown(&mut Context::from_waker(&self.waker))
-        }
-
-        fn socket(&mut self) -> &mut Socket {
-            &mut self.io.io
-        }
-    }
-
-    fn ready<T>(poll: Poll<io::Result<T>>) -> T {
-        match poll {
-            Poll::Ready(Ok(value)) => value,
-            Poll::Ready(Err(err)) => panic!("failed: {err}"),
-            Poll::Pending => panic!("pending"),
-        }
-    }
-
-    /// Distinct bytes, so that order and loss show.
-    fn pattern(len: usize, seed: u8) -> Vec<u8> {
-        (0..len)
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-            .collect()
-    }
-
-    #[test]
-    fn frames_written_in_one_turn_go_out_in_one_write() {
-        let mut h = Harness::new();
-        let frames: Vec<_> = (0..3).map(|i| pattern(16 * 1024 + 9, i)).collect();
-        for frame in &frames {
-            assert_eq!(ready(h.write(&frame[..9])), 9);
-            assert_eq!(ready(h.write(&frame[9..])), 16 * 1024);
-            // h2 flushes after each large frame: put off, with a wake.
-            ready(h.flush());
-        }
-        assert!(h.socket().writes.is_empty(), "nothing written yet");
-        assert_eq!(h.wakes(), 3);
-
-        // The task's next turn flushes with nothing new: the batch goes.
-        ready(h.flush());
-        assert_eq!(h.socket().writes.len(), 1);
-        assert_eq!(h.socket().bytes(), frames.concat());
-        assert_eq!(h.io.buffered(), 0);
-        assert_eq!(h.io.out.capacity(), 0, "an idle connection holds no buffer");
-    }
-
-    #[test]
-    fn vectored_writes_are_copied_in_order() {
-        let mut h = Harness::new();
-        assert!(h.io.is_write_vectored());
-        let (head, body) = (pattern(9, 1), pattern(1000, 2));
-        assert_eq!(ready(h.write_vectored(&[&head, &body])), 1009);
-        ready(h.flush());
-        ready(h.flush());
-        assert_eq!(h.socket().bytes(), [head, body].concat());
-    }
-
-    #[test]
-    fn a_full_batch_is_written_before_more_is_taken() {
-        let mut h = Harness::new();
-        let first = pattern(BATCH - 100, 1);
-        let second = pattern(200, 2);
-        ready(h.write(&first));
-        assert!(h.socket().writes.is_empty());
-        ready(h.write(&second));
-        assert_eq!(h.socket().writes, vec![first.clone()]);
-        ready(h.flush());
-        ready(h.flush());
-        assert_eq!(h.socket().bytes(), [first, second].concat());
-    }
-
-    #[test]
-    fn a_write_of_a_whole_batch_goes_straight_through_after_what_is_buffered() {
-        let mut h = Harness::new();
-        let small = pattern(10, 1);
-        let big = pattern(BATCH + 1, 2);
-        ready(h.write(&small));
-        ready(h.write(&big));
-        assert_eq!(h.socket().writes.len(), 2);
-        assert_eq!(h.socket().bytes(), [small, big].concat());
-        assert_eq!(h.io.buffered(), 0);
-    }
-
-    #[test]
-    fn a_full_socket_makes_writes_wait_and_loses_nothing() {
-        let mut h = Harness::new();
-        h.socket().full = true;
-        let first = pattern(BATCH, 1);
-        // The buffer takes one batch; the socket takes nothing.
-        ready(h.write(&first[..BATCH / 2]));
-        ready(h.write(&first[BATCH / 2..]));
-        assert!(h.write(b"more").is_pending());
-        assert!(
-            h.flush().is_ready(),
-            "the first flush after new bytes is put off"
-        );
-        assert!(h.flush().is_pending());
-        assert!(h.shutdown().is_pending());
-
-        // The socket takes a little at a time now.
-        h.socket().full = false;
-        h.socket().per_write = Some(1000);
-        assert_eq!(ready(h.write(b"more")), 4);
-        ready(h.flush());
-        ready(h.flush());
-        assert_eq!(h.socket().bytes(), [first, b"more".to_vec()].concat());
-    }
-
-    #[test]
-    fn a_steady_trickle_is_held_back_for_only_so_many_flushes() {
-        let mut h = Harness::new();
-        for i in 0..MAX_DEFERRALS {
-            ready(h.write(&[i]));
-            ready(h.flush());
-            assert!(h.socket().writes.is_empty());
-        }
-        ready(h.write(b"!"));
-        ready(h.flush());
-        assert_eq!(h.socket().writes.len(), 1);
-        assert_eq!(h.socket().bytes().len(), usize::from(MAX_DEFERRALS) + 1);
-    }
-
-    #[test]
-    fn shutdown_writes_what_is_buffered_first() {
-        let mut h = Harness::new();
-        ready(h.write(b"GOAWAY"));
-        ready(h.flush());
-        ready(h.shutdown());
-        assert_eq!(h.socket().bytes(), b"GOAWAY");
-        assert!(h.socket().shut);
-    }
-
-    #[test]
-    fn a_socket_that_takes_zero_bytes_is_an_error() {
-        let mut h = Harness::new();
-        h.socket().per_write = Some(0);
-        ready(h.write(b"x"));
-        ready(h.flush());
-        match h.flush() {
-            Poll::Ready(Err(err)) => assert_eq!(err.kind(), io::ErrorKind::WriteZero),
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-}
+mod over_hyper;
+#[cfg(test)]
+mod tests;

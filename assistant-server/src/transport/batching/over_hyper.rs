@@ -1,0 +1,260 @@
+//! Batching under a real hyper HTTP/2 server connection, on a transport
+//! that counts its writes: frames coalesce, and a response's last frame
+//! is never left in the buffer.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::StreamBody;
+use hyper::{body::Frame, server::conn::http2, service::service_fn};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::{
+    io::DuplexStream,
+    sync::{Semaphore, mpsc},
+};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+
+use super::*;
+
+/// Far longer than anything here takes, on a paused clock that only moves
+/// when every task waits: a frame left unflushed makes a test wait this
+/// long, and fail.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The server's end of the connection: counts the writes that carry
+/// bytes.
+struct Counting {
+    io: DuplexStream,
+    writes: Arc<AtomicUsize>,
+}
+
+impl AsyncRead for Counting {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counting {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut self.io).poll_write(cx, buf))?;
+        if written > 0 {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// What a response's body is made of.
+type Body = StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>;
+
+/// Serves one HTTP/2 connection on `io`, with or without batching; each
+/// request is answered with the body the next receiver in `bodies` yields.
+fn serve(io: Counting, batched: bool, bodies: mpsc::Receiver<Body>) {
+    let bodies = Arc::new(tokio::sync::Mutex::new(bodies));
+    let service = service_fn(move |_request| {
+        let bodies = Arc::clone(&bodies);
+        async move {
+            let body = bodies
+                .lock()
+                .await
+                .recv()
+                .await
+                .expect("a body per request");
+            Ok::<_, Infallible>(http::Response::new(body))
+        }
+    });
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    if batched {
+        tokio::spawn(builder.serve_connection(TokioIo::new(Batching::new(io)), service));
+    } else {
+        tokio::spawn(builder.serve_connection(TokioIo::new(io), service));
+    }
+}
+
+/// An h2 client on `io`, with windows wide enough that flow control never
+/// holds the server back.
+async fn client(io: DuplexStream) -> h2::client::SendRequest<Bytes> {
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(1 << 24)
+        .initial_connection_window_size(1 << 24)
+        .handshake(io)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Asks for a response, and reads it whole: every data byte, then the
+/// trailers.
+async fn fetch(client: &mut h2::client::SendRequest<Bytes>) -> (Vec<u8>, http::HeaderMap) {
+    let request = http::Request::post("http://localhost/").body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body
+        .trailers()
+        .await
+        .unwrap()
+        .expect("trailers end the body");
+    (data, trailers)
+}
+
+fn trailers() -> http::HeaderMap {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    trailers
+}
+
+/// Writes to the socket while the server sends `frames` DATA frames of
+/// 8 KiB, all ready at once, then trailers.
+async fn writes_for_a_burst(batched: bool, frames: usize) -> usize {
+    let (server_io, client_io) = tokio::io::duplex(1 << 22);
+    let writes = Arc::new(AtomicUsize::new(0));
+    let (bodies_tx, bodies) = mpsc::channel(1);
+    serve(
+        Counting {
+            io: server_io,
+            writes: Arc::clone(&writes),
+        },
+        batched,
+        bodies,
+    );
+    let mut client = client(client_io).await;
+    // The handshake's own writes are not the response's.
+    client = client.ready().await.unwrap();
+    let before = writes.load(Ordering::SeqCst);
+
+    let (tx, rx) = mpsc::channel(frames + 1);
+    let chunk = Bytes::from(vec![b'x'; 8 * 1024]);
+    for _ in 0..frames {
+        tx.try_send(Ok(Frame::data(chunk.clone()))).unwrap();
+    }
+    tx.try_send(Ok(Frame::trailers(trailers()))).unwrap();
+    bodies_tx
+        .send(StreamBody::new(ReceiverStream::new(rx)))
+        .await
+        .unwrap();
+
+    let (data, trailers) = tokio::time::timeout(PATIENCE, fetch(&mut client))
+        .await
+        .expect("the whole response arrives, trailers included");
+    assert_eq!(data.len(), frames * 8 * 1024);
+    assert_eq!(trailers["grpc-status"], "0");
+    writes.load(Ordering::SeqCst) - before
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_frames_leaves_in_a_few_writes_not_one_each() {
+    // 32 frames of 8 KiB: 256 KiB, which fits in four batches.
+    let unbatched = writes_for_a_burst(false, 32).await;
+    let batched = writes_for_a_burst(true, 32).await;
+    assert!(
+        unbatched >= 32,
+        "without batching, h2 writes each DATA frame on its own ({unbatched} writes)"
+    );
+    assert!(
+        batched <= 8,
+        "with batching, 256 KiB should leave in a few writes, not {batched}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_frame_of_a_trickle_arrives_without_waiting_for_the_next() {
+    // Lockstep: the server sends frame N+1 only after the client has
+    // received frame N. A frame held back for company would stall both
+    // sides until the test's patience ran out.
+    let (server_io, client_io) = tokio::io::duplex(1 << 22);
+    let (bodies_tx, bodies) = mpsc::channel(1);
+    serve(
+        Counting {
+            io: server_io,
+            writes: Arc::default(),
+        },
+        true,
+        bodies,
+    );
+    let mut client = client(client_io).await.ready().await.unwrap();
+
+    let received = Arc::new(Semaphore::new(0));
+    let frames = {
+        let received = Arc::clone(&received);
+        tokio_stream::iter(0..20u8).then(move |i| {
+            let received = Arc::clone(&received);
+            async move {
+                if i > 0 {
+                    received.acquire().await.unwrap().forget();
+                }
+                Ok(Frame::data(Bytes::from(vec![i; 100])))
+            }
+        })
+    };
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut frames = std::pin::pin!(frames);
+        while let Some(frame) = frames.next().await {
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Ok(Frame::trailers(trailers()))).await;
+    });
+    bodies_tx
+        .send(StreamBody::new(ReceiverStream::new(rx)))
+        .await
+        .unwrap();
+
+    let request = http::Request::post("http://localhost/").body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let mut body = tokio::time::timeout(PATIENCE, response)
+        .await
+        .expect("the response headers arrive")
+        .unwrap()
+        .into_body();
+    let mut data = Vec::new();
+    for i in 0..20u8 {
+        let chunk = tokio::time::timeout(PATIENCE, body.data())
+            .await
+            .unwrap_or_else(|_| panic!("frame {i} never arrived"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(chunk[0], i);
+        data.extend_from_slice(&chunk);
+        received.add_permits(1);
+    }
+    let trailers = tokio::time::timeout(PATIENCE, body.trailers())
+        .await
+        .expect("the trailers, the last frame, arrive")
+        .unwrap()
+        .unwrap();
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(data.len(), 20 * 100);
+}
