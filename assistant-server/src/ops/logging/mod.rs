@@ -1,6 +1,6 @@
 //! The server's logs: where they go, and how they read.
 //!
-//! Logs go to stderr, written by a thread of their own ([`init`]), as
+//! Logs go to stderr, written by a thread of their own ([`init_logging`]), as
 //! text lines ([`call_lines`]) or JSON objects.
 
 mod call_lines;
