@@ -52,7 +52,8 @@ open(sys.argv[1], "wb").write(b"\x00" + struct.pack(">I", len(msg)) + msg)
 PY
 
 # The response bytes one call must carry (gRPC frames of TellStoryResponse),
-# with or without the offset field the Python server does not send.
+# with or without the offset and story_version fields the Python server does
+# not send.
 expected_data() {
   python3 - "$1" <<'PY'
 import sys
@@ -62,8 +63,10 @@ def varint(n):
         b = n & 0x7F; n >>= 7
         out += bytes([b | (0x80 if n else 0)])
         if not n: return out
+import hashlib
 with_offset = sys.argv[1] == "offset"
 story = open("stories/alice.txt", "rb").read()
+version = b"sha256:" + hashlib.sha256(story).hexdigest()[:32].encode()
 texts = [b"Hi Peter S from SUSTech! Here's your story:\n\n"]
 texts += [story[i:i + 1024] for i in range(0, len(story), 1024)]
 texts += [b"\nThat's it! Hope you like the story~\n"]
@@ -72,6 +75,8 @@ for text in texts:
     body = b"\x0a" + varint(len(text)) + text
     if with_offset and offset:
         body += b"\x10" + varint(offset)
+    if with_offset and offset == 0:
+        body += b"\x1a" + varint(len(version)) + version
     total += 5 + len(body)
     offset += len(text)
 print(total)

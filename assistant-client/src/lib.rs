@@ -16,6 +16,7 @@ pub mod connect;
 
 mod call;
 mod error;
+mod reassembly;
 mod typing;
 
 use std::future::Future;

@@ -155,7 +155,7 @@ impl AssistantService for FailingServer {
         Ok(Response::new(tokio_stream_iter::iter(vec![
             Ok(TellStoryResponse {
                 text_chunk: "partial text".into(),
-                offset: 0,
+                ..Default::default()
             }),
             Err(Status::resource_exhausted("too busy\n\x1b[31mred")),
         ])))
@@ -338,7 +338,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for GarbledTrailer
         use prost::Message;
         let message = TellStoryResponse {
             text_chunk: "partial".into(),
-            offset: 0,
+            ..Default::default()
         }
         .encode_to_vec();
         let mut framed = vec![0];

@@ -132,7 +132,7 @@ async fn json_logs_are_one_object_per_line_with_the_calls_fields() {
     assert_eq!(event["fields"]["message"], "Call ended");
     assert_eq!(event["fields"]["code"], "OK");
     assert_eq!(event["fields"]["messages"], 1);
-    assert_eq!(event["span"]["method"], "/hello_world.Greeter/SayHello");
+    assert_eq!(event["span"]["method"], "/Greeter/SayHello");
     assert!(
         event["span"]["peer"]
             .as_str()

@@ -30,6 +30,7 @@ fn request(story: &str, resume_from: u64) -> TellStoryRequest {
         institution: "SUSTech".into(),
         story: story.into(),
         resume_from,
+        ..Default::default()
     }
 }
 
@@ -281,4 +282,64 @@ async fn resuming_past_the_end_is_out_of_range() {
         "{}",
         status.message()
     );
+}
+
+#[tokio::test]
+async fn the_first_message_of_every_call_names_the_text_and_no_other_does() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let mut client = client(&server).await;
+    for resume_from in [0, 20, 5000] {
+        let mut stream = client
+            .tell_story(request("", resume_from))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        // The SHA-256 of stories/alice.txt, as `sha256sum` prints it, cut
+        // to 128 bits.
+        assert_eq!(
+            first.story_version, "sha256:84157c64cf991c7cd7f3fc39aa8fddef",
+            "from byte {resume_from}"
+        );
+        while let Ok(Some(message)) = stream.message().await {
+            assert_eq!(message.story_version, "", "only the first message says");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_resume_against_a_text_that_changed_is_aborted_not_served() {
+    let (dir, config) = library();
+    let server = TestServer::start(config).await.unwrap();
+    let mut client = client(&server).await;
+    let mut stream = client
+        .tell_story(request("snark.txt", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let version = stream.message().await.unwrap().unwrap().story_version;
+    drop(stream);
+
+    // The same text: resumed.
+    let same = TellStoryRequest {
+        story_version: version.clone(),
+        ..request("snark.txt", 10)
+    };
+    let (text, _) = tell(&mut client, same.clone()).await.unwrap();
+    assert_eq!(text, whole_story_of(SNARK)[10..]);
+
+    // The file is replaced: the same request is refused.
+    dir.write("snark.txt", "The Hunting of the Snark, revised\n");
+    let status = client.tell_story(same).await.unwrap_err();
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    assert!(
+        status.message().contains("has changed"),
+        "{}",
+        status.message()
+    );
+}
+
+/// Greeting, `story` and ending, as Peter S from SUSTech gets them.
+fn whole_story_of(story: &str) -> Vec<u8> {
+    format!("{GREETING}{story}{ENDING}").into_bytes()
 }

@@ -1,6 +1,7 @@
 // The floor's work on grpc-go, as a baseline: a grpc-go server whose
 // TellStory sends the greeting, alice.txt in 1024-byte chunks and the
-// ending, with each message's offset, then ends the call with CANCELLED
+// ending, with each message's offset and the story's version on the first,
+// then ends the call with CANCELLED
 // "story finished", byte for byte what the floor and
 // `assistant-server --think-time 0 --chunk-delay 0` send.
 //
@@ -17,6 +18,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log"
@@ -53,15 +56,21 @@ func appendVarint(b []byte, v uint64) []byte {
 	return append(b, byte(v))
 }
 
-// response encodes TellStoryResponse{text_chunk: text, offset: offset}.
-func response(text []byte, offset uint64) []byte {
-	b := make([]byte, 0, len(text)+16)
+// response encodes TellStoryResponse{text_chunk: text, offset: offset,
+// story_version: version}.
+func response(text []byte, offset uint64, version string) []byte {
+	b := make([]byte, 0, len(text)+16+len(version))
 	b = append(b, 0x0a)
 	b = appendVarint(b, uint64(len(text)))
 	b = append(b, text...)
 	if offset != 0 {
 		b = append(b, 0x10)
 		b = appendVarint(b, offset)
+	}
+	if version != "" {
+		b = append(b, 0x1a)
+		b = appendVarint(b, uint64(len(version)))
+		b = append(b, version...)
 	}
 	return b
 }
@@ -113,7 +122,10 @@ func varint(b []byte) (uint64, int) {
 	return 0, 0
 }
 
-type teller struct{ chunks [][]byte }
+type teller struct {
+	chunks  [][]byte
+	version string
+}
 
 func (t *teller) tellStory(_ interface{}, stream grpc.ServerStream) error {
 	var in []byte
@@ -125,9 +137,11 @@ func (t *teller) tellStory(_ interface{}, stream grpc.ServerStream) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	var offset uint64
+	version := t.version
 	send := func(text []byte) error {
-		msg := response(text, offset)
+		msg := response(text, offset, version)
 		offset += uint64(len(text))
+		version = ""
 		return stream.SendMsg(&msg)
 	}
 	greeting := fmt.Sprintf("Hi %s from %s! Here's your story:\n\n", user, institution)
@@ -155,7 +169,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	t := &teller{}
+	digest := sha256.Sum256(story)
+	t := &teller{version: "sha256:" + hex.EncodeToString(digest[:16])}
 	for start := 0; start < len(story); start += 1024 {
 		end := start + 1024
 		if end > len(story) {

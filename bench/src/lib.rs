@@ -26,16 +26,25 @@ const STORY: &[u8] = include_bytes!("../../stories/alice.txt");
 #[derive(Debug)]
 pub struct Floor {
     chunks: Vec<Bytes>,
+    /// What the first message says the story's version is, as the project
+    /// says it: `sha256:` and 128 bits of the text's SHA-256.
+    version: String,
 }
 
 impl Default for Floor {
     fn default() -> Self {
+        use sha2::Digest;
+        use std::fmt::Write;
         let story = Bytes::from_static(STORY);
         let chunks = (0..story.len())
             .step_by(1024)
             .map(|start| story.slice(start..story.len().min(start + 1024)))
             .collect();
-        Self { chunks }
+        let mut version = String::from("sha256:");
+        for byte in &sha2::Sha256::digest(STORY)[..16] {
+            let _ = write!(version, "{byte:02x}");
+        }
+        Self { chunks, version }
     }
 }
 
@@ -58,11 +67,13 @@ impl AssistantService for Floor {
         let greeting = sequence::greeting(&request.user_name, &request.institution);
         let mut messages = Vec::with_capacity(self.chunks.len() + 3);
         let mut offset = 0;
+        let mut version = Some(self.version.clone());
         let mut push = |text: Bytes| {
             let len = text.len() as u64;
             messages.push(Ok(TellStoryResponse {
                 text_chunk: text,
                 offset,
+                story_version: version.take().unwrap_or_default(),
             }));
             offset += len;
         };

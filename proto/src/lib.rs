@@ -4,9 +4,10 @@
 //!
 //! The modules [`assistant`], [`hello_world`] and [`messages`] are generated
 //! at build time from the `.proto` files beside `build.rs`, one module per
-//! protobuf package. To read the code, open the generated files
-//! `target/debug/build/assistant-proto-*/out/{package}.rs`, or run
-//! `cargo doc -p assistant-proto --open`.
+//! file. To read the code, open the generated files
+//! `target/release/build/assistant-proto-*/out/assistant.rs` (and
+//! `hello_world/_.rs`, `messages/_.rs`: those contracts have no package),
+//! or run `cargo doc -p assistant-proto --open`.
 
 pub mod codes;
 pub mod seconds;
@@ -25,22 +26,24 @@ pub mod assistant {
     tonic::include_proto!("assistant");
 }
 
-/// The `hello_world` protobuf package: a unary call.
+/// `hello_world.proto`, the tutorial's unary call. It has no protobuf
+/// package: the service is `Greeter`, at `/Greeter/SayHello`.
 ///
 /// [`hello_world::greeter_server`] and [`hello_world::greeter_client`] hold
 /// the server trait and the client stub of the `Greeter` service.
 pub mod hello_world {
     #![allow(missing_docs)]
-    tonic::include_proto!("hello_world");
+    include!(concat!(env!("OUT_DIR"), "/hello_world/_.rs"));
 }
 
-/// The `messages` protobuf package: the three streaming call shapes.
+/// `messages.proto`, the three streaming call shapes. It has no protobuf
+/// package: the service is `ChatService`, at `/ChatService/...`.
 ///
 /// [`messages::chat_service_server`] and [`messages::chat_service_client`]
 /// hold the server trait and the client stub of the `ChatService`.
 pub mod messages {
     #![allow(missing_docs)]
-    tonic::include_proto!("messages");
+    include!(concat!(env!("OUT_DIR"), "/messages/_.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of every contract in this crate, for

@@ -16,8 +16,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 EXPECTED = {
     "assistant.AssistantService": {"TellStory": (False, True)},
-    "hello_world.Greeter": {"SayHello": (False, False)},
-    "messages.ChatService": {
+    "Greeter": {"SayHello": (False, False)},
+    "ChatService": {
         "ChatStream": (False, True),
         "CollectStream": (True, False),
         "Chat": (True, True),

@@ -30,6 +30,7 @@ use crate::{
     ClientError,
     call::{self, CallArgs, Ending},
     connect::{self, ConnectArgs},
+    reassembly::Reassembly,
 };
 
 /// What to run.
@@ -77,6 +78,9 @@ pub struct Report {
     pub messages_per_second: f64,
     /// Text bytes each call must deliver, when known.
     pub expected_bytes_per_call: Option<u64>,
+    /// Whether the server gave that figure (ListStories); if not, it is
+    /// what the first call delivered, and every call had to match it.
+    pub expected_bytes_from_server: bool,
     /// Time to the first message, in milliseconds.
     pub first_message_ms: Percentiles,
     /// Time for the whole call, in milliseconds.
@@ -193,7 +197,9 @@ pub async fn run<W: AsyncWrite + Unpin>(
     for _ in 0..args.connections {
         channels.push(connect::connect(connect, options.timeout).await?.channel);
     }
-    let expected = expected_bytes(channels[0].clone(), &args.story).await;
+    let expected = Arc::new(Expected::from_server(
+        expected_bytes(channels[0].clone(), &args.story).await,
+    ));
 
     let budget = match (args.calls, args.duration) {
         (Some(calls), _) => Budget::Calls(Arc::new(AtomicU64::new(calls))),
@@ -209,8 +215,12 @@ pub async fn run<W: AsyncWrite + Unpin>(
             let channel = channels[(i % args.connections) as usize].clone();
             let (budget, stop, progress) = (budget.clone(), Arc::clone(&stop), progress.clone());
             let (options, story) = (options.clone(), args.story.clone());
+            let expected = Arc::clone(&expected);
             tokio::spawn(async move {
-                caller(channel, &options, story, expected, budget, &stop, &progress).await
+                caller(
+                    channel, &options, story, &expected, budget, &stop, &progress,
+                )
+                .await
             })
         })
         .collect();
@@ -233,7 +243,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
     }
     progress.finish_and_clear();
 
-    let report = report(&tally, started.elapsed(), expected);
+    let report = report(&tally, started.elapsed(), &expected);
     print_report(&mut out, &report)
         .await
         .map_err(ClientError::Output)?;
@@ -266,12 +276,35 @@ async fn expected_bytes(channel: Channel, story: &str) -> Option<u64> {
     Some(assistant_proto::sequence::total_len("bench", "bench", size))
 }
 
+/// How many text bytes every call must deliver.
+#[derive(Debug)]
+struct Expected {
+    bytes: std::sync::OnceLock<u64>,
+    /// Whether the server said so (through ListStories); otherwise the
+    /// first call that ends well sets it, and every other call must match.
+    from_server: bool,
+}
+
+impl Expected {
+    fn from_server(bytes: Option<u64>) -> Self {
+        Self {
+            bytes: bytes.map(std::sync::OnceLock::from).unwrap_or_default(),
+            from_server: bytes.is_some(),
+        }
+    }
+
+    /// Whether a call that delivered `bytes` delivered them all.
+    fn matches(&self, bytes: u64) -> bool {
+        *self.bytes.get_or_init(|| bytes) == bytes
+    }
+}
+
 /// One caller: calls until the budget runs out.
 async fn caller(
     channel: Channel,
     options: &CallArgs,
     story: String,
-    expected: Option<u64>,
+    expected: &Expected,
     budget: Budget,
     stop: &AtomicBool,
     progress: &indicatif::ProgressBar,
@@ -283,11 +316,12 @@ async fn caller(
             user_name: "bench".into(),
             institution: "bench".into(),
             story: story.clone(),
-            resume_from: 0,
+            ..TellStoryRequest::default()
         };
         let started = Instant::now();
         let mut first = None;
-        let mut bytes = 0;
+        // Every message is checked as the story client checks it.
+        let mut received = Reassembly::default();
         let ended = async {
             let mut stream = client
                 .tell_story(call::request(request, options.timeout))
@@ -295,16 +329,17 @@ async fn caller(
                 .into_inner();
             while let Some(message) = stream.message().await? {
                 first.get_or_insert_with(|| started.elapsed());
-                bytes += message.text_chunk.len() as u64;
+                received.accept(&message)?;
                 tally.messages += 1;
             }
             Ok::<_, Status>(())
         }
         .await;
         let elapsed = started.elapsed();
+        let bytes = received.received();
         tally.text_bytes += bytes;
         match ended.err().map(|status| status.code()) {
-            None | Some(Code::Cancelled) if expected.is_none_or(|expected| expected == bytes) => {
+            None | Some(Code::Cancelled) if expected.matches(bytes) => {
                 tally.ok += 1;
                 let _ = tally.whole_call.record(elapsed.as_micros().max(1) as u64);
                 if let Some(first) = first {
@@ -336,7 +371,7 @@ fn progress_bar(args: &BenchArgs) -> indicatif::ProgressBar {
     bar
 }
 
-fn report(tally: &Tally, elapsed: Duration, expected: Option<u64>) -> Report {
+fn report(tally: &Tally, elapsed: Duration, expected: &Expected) -> Report {
     let seconds = elapsed.as_secs_f64().max(1e-9);
     Report {
         seconds,
@@ -345,7 +380,8 @@ fn report(tally: &Tally, elapsed: Duration, expected: Option<u64>) -> Report {
         calls_per_second: (tally.ok + tally.failed) as f64 / seconds,
         megabytes_per_second: tally.text_bytes as f64 / 1e6 / seconds,
         messages_per_second: tally.messages as f64 / seconds,
-        expected_bytes_per_call: expected,
+        expected_bytes_per_call: expected.bytes.get().copied(),
+        expected_bytes_from_server: expected.from_server,
         first_message_ms: Percentiles::of(&tally.first_message),
         whole_call_ms: Percentiles::of(&tally.whole_call),
         errors: tally.errors.clone(),
@@ -371,13 +407,21 @@ async fn print_report<W: AsyncWrite + Unpin>(out: &mut W, report: &Report) -> st
     );
     text += &line("first message", &report.first_message_ms);
     text += &line("whole call", &report.whole_call_ms);
-    match report.expected_bytes_per_call {
-        Some(bytes) => {
-            text += &format!("checked        every call delivered {bytes} bytes of text\n")
+    match (
+        report.expected_bytes_per_call,
+        report.expected_bytes_from_server,
+    ) {
+        (Some(bytes), true) => {
+            text +=
+                &format!("checked        every call delivered {bytes} bytes of text, in order\n")
         }
-        None => {
-            text += "checked        every call ended well (the server did not say how long the story is)\n"
+        (Some(bytes), false) => {
+            text += &format!(
+                "checked        every call delivered the same {bytes} bytes of text, in order \
+                 (the server did not say how long the story is)\n"
+            )
         }
+        (None, _) => text += "checked        no call ended well\n",
     }
     for (code, count) in &report.errors {
         text += &format!("error          {code}: {count}\n");

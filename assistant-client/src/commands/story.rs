@@ -4,9 +4,7 @@
 use std::{future::Future, time::Duration};
 
 use assistant_proto::{
-    assistant::{
-        TellStoryRequest, TellStoryResponse, assistant_service_client::AssistantServiceClient,
-    },
+    assistant::{TellStoryRequest, assistant_service_client::AssistantServiceClient},
     codes::code_name,
     text::Escaped,
 };
@@ -19,6 +17,7 @@ use crate::{
     ClientError,
     call::{self, CallArgs, CallError, Ending},
     connect::{Connection, tls_error},
+    reassembly::Reassembly,
     typing::Typist,
 };
 
@@ -68,13 +67,15 @@ pub struct StoryArgs {
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl StoryArgs {
-    /// The request for the story from byte `resume_from` on.
-    fn request(&self, resume_from: u64) -> TellStoryRequest {
+    /// The request for the story from byte `resume_from` on, of the
+    /// version `story_version` (empty: any).
+    fn request(&self, resume_from: u64, story_version: String) -> TellStoryRequest {
         TellStoryRequest {
             user_name: self.user_name.clone(),
             institution: self.institution.clone(),
             story: self.story.clone(),
             resume_from,
+            story_version,
         }
     }
 
@@ -138,15 +139,24 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
     let wire = connection.wire;
 
     let story = async {
-        let mut received = 0;
+        let mut story = Reassembly::default();
         let mut failures = 0;
         let result = loop {
-            let before = received;
-            let result = attempt(&mut client, args, timeout, &mut received, &mut typist).await;
+            let before = story.received();
+            let result = attempt(&mut client, args, timeout, &mut story, &mut typist).await;
             let status = match result {
                 Err(CallError::Status(status)) if is_retryable(&status) => status,
                 other => break other,
             };
+            let received = story.received();
+            if !story.can_resume() {
+                break Err(CallError::Status(Status::unavailable(format!(
+                    "the connection was lost after {received} bytes ({}: {}), and this server \
+                     cannot resume a story: its messages carry no story_version",
+                    code_name(status.code()),
+                    Escaped(status.message().as_bytes()),
+                ))));
+            }
             failures = if received > before { 1 } else { failures + 1 };
             if failures > args.retries {
                 break Err(CallError::Status(status));
@@ -160,7 +170,9 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
                 args.retries,
             );
             tokio::time::sleep(delay).await;
+            story.begin_attempt();
         };
+        let received = story.received();
         debug!(
             text_bytes = received,
             wire_bytes = wire.get(),
@@ -183,41 +195,34 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
     Ok(ending)
 }
 
-/// One call, from byte `received` on, typing what arrives and counting it.
+/// One call, from where `story` has got to, typing what arrives.
 async fn attempt<W: AsyncWrite + Unpin>(
     client: &mut AssistantServiceClient<Channel>,
     args: &StoryArgs,
     timeout: Option<Duration>,
-    received: &mut u64,
+    story: &mut Reassembly,
     typist: &mut Typist<W>,
 ) -> Result<(), CallError> {
-    let mut stream = client
-        .tell_story(call::request(args.request(*received), timeout))
-        .await?
-        .into_inner();
+    let (resume_from, story_version) = story.resume_point();
+    let request = args.request(resume_from, story_version);
+    let mut stream = match client.tell_story(call::request(request, timeout)).await {
+        Ok(response) => response.into_inner(),
+        // Our server's word for "the text changed since": what was printed
+        // cannot be finished.
+        Err(status) if status.code() == Code::Aborted && resume_from > 0 => {
+            return Err(Status::data_loss(format!(
+                "the story changed on the server after {resume_from} bytes: {}",
+                Escaped(status.message().as_bytes())
+            ))
+            .into());
+        }
+        Err(status) => return Err(status.into()),
+    };
     while let Some(message) = stream.message().await? {
-        let new = new_bytes(&message, *received)?;
+        let new = story.accept(&message)?;
         typist.type_bytes(new).await?;
-        *received += new.len() as u64;
     }
     Ok(())
-}
-
-/// The part of `message` not received yet, given that `received` bytes
-/// were: a resumed stream may overlap what arrived before, but a gap would
-/// lose bytes, so it is an error.
-fn new_bytes(message: &TellStoryResponse, received: u64) -> Result<&[u8], Status> {
-    let text = &message.text_chunk[..];
-    let start = message.offset;
-    if start > received {
-        return Err(Status::data_loss(format!(
-            "the server skipped from byte {received} to {start}"
-        )));
-    }
-    let skip = usize::try_from(received - start)
-        .unwrap_or(usize::MAX)
-        .min(text.len());
-    Ok(&text[skip..])
 }
 
 /// Logs how the call ended, as the tutorial's client does.
@@ -235,22 +240,6 @@ fn report(ending: &Ending) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(offset: u64, text: &'static str) -> TellStoryResponse {
-        TellStoryResponse {
-            text_chunk: text.into(),
-            offset,
-        }
-    }
-
-    #[test]
-    fn overlap_is_skipped_and_gaps_are_refused() {
-        assert_eq!(new_bytes(&message(0, "hello"), 0).unwrap(), b"hello");
-        assert_eq!(new_bytes(&message(5, "world"), 7).unwrap(), b"rld");
-        assert_eq!(new_bytes(&message(0, "old"), 10).unwrap(), b"");
-        let status = new_bytes(&message(12, "later"), 10).unwrap_err();
-        assert_eq!(status.code(), Code::DataLoss);
-    }
 
     #[test]
     fn backoff_grows_by_1_6_with_jitter_up_to_a_cap() {

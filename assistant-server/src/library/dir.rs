@@ -18,9 +18,9 @@ use super::{Entry, MAX_STORY_BYTES, Story, check_name, not_found, title};
 pub(crate) struct StoriesDir {
     /// The directory, with every symlink resolved.
     root: PathBuf,
-    /// Texts read so far, each with the modification time and size it was
-    /// read at, so a changed file is read again.
-    cache: RwLock<HashMap<String, (SystemTime, u64, Bytes)>>,
+    /// Stories read so far, each with the modification time and size it
+    /// was read at, so a changed file is read again.
+    cache: RwLock<HashMap<String, (SystemTime, u64, Story)>>,
 }
 
 impl StoriesDir {
@@ -76,18 +76,19 @@ impl StoriesDir {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned();
-        if let Some((at, len, text)) = cached
+        if let Some((at, len, story)) = cached
             && at == modified
             && len == size
         {
-            return Ok(Story::new(name, text));
+            return Ok(story);
         }
         let text = Bytes::from(read_no_follow(&path).map_err(|err| io_error(name, &err))?);
+        let story = Story::new(name, text);
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), (modified, size, text.clone()));
-        Ok(Story::new(name, text))
+            .insert(name.to_owned(), (modified, size, story.clone()));
+        Ok(story)
     }
 
     /// The names of the stories, sorted.

@@ -1,33 +1,43 @@
 //! The story a server tells, held in memory so every call can slice it
 //! without copying.
 
-use std::{fmt, path::Path};
+use std::{
+    fmt::{self, Write as _},
+    path::Path,
+    sync::{Arc, LazyLock},
+};
 
 use anyhow::Context;
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 /// The tutorial's story, compiled into the binary so the server runs from
 /// any directory.
 const ALICE: &[u8] = include_bytes!("../../../stories/alice.txt");
 
-/// A named text, shared by every call.
+/// A named text, shared by every call. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Story {
-    name: String,
+    name: Arc<str>,
     text: Bytes,
+    version: Arc<str>,
 }
 
 impl Story {
     /// The built-in story, `alice.txt`.
     pub(crate) fn alice() -> Self {
-        Self::new("alice.txt", Bytes::from_static(ALICE))
+        static ALICE_STORY: LazyLock<Story> =
+            LazyLock::new(|| Story::new("alice.txt", Bytes::from_static(ALICE)));
+        ALICE_STORY.clone()
     }
 
     /// A story with the given file name and text.
-    pub(crate) fn new(name: impl Into<String>, text: impl Into<Bytes>) -> Self {
+    pub(crate) fn new(name: impl Into<Arc<str>>, text: impl Into<Bytes>) -> Self {
+        let text = text.into();
         Self {
             name: name.into(),
-            text: text.into(),
+            version: version_of(&text).into(),
+            text,
         }
     }
 
@@ -52,6 +62,13 @@ impl Story {
         &self.text
     }
 
+    /// Which version of the text this is: a digest of it, so that the
+    /// same text has the same version on every replica, and a changed one
+    /// a different version.
+    pub(crate) fn version(&self) -> &str {
+        &self.version
+    }
+
     /// The text in pieces of at most `size` bytes, each a zero-copy slice.
     ///
     /// # Panics
@@ -65,11 +82,23 @@ impl Story {
     }
 }
 
+/// `sha256:` and the first 128 bits of the text's SHA-256, in hex: enough
+/// that two texts never share a version by chance.
+fn version_of(text: &[u8]) -> String {
+    let digest = Sha256::digest(text);
+    let mut version = String::from("sha256:");
+    for byte in &digest[..16] {
+        let _ = write!(version, "{byte:02x}");
+    }
+    version
+}
+
 impl fmt::Debug for Story {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Story")
             .field("name", &self.name)
             .field("len", &self.text.len())
+            .field("version", &self.version)
             .finish()
     }
 }
@@ -86,6 +115,24 @@ mod tests {
         assert_eq!(chunks.len(), 142);
         assert_eq!(chunks.last().map(Bytes::len), Some(12));
         assert_eq!(chunks.concat(), story.text().as_ref());
+    }
+
+    #[test]
+    fn the_version_follows_the_text_not_the_name() {
+        let a = Story::new("a.txt", "Once upon a time.");
+        assert_eq!(
+            a.version(),
+            Story::new("b.txt", "Once upon a time.").version()
+        );
+        assert_ne!(
+            a.version(),
+            Story::new("a.txt", "Once upon a time!").version()
+        );
+        // The SHA-256 of the empty string starts e3b0c442 98fc1c14.
+        assert_eq!(
+            Story::new("empty.txt", "").version(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb924"
+        );
     }
 
     #[test]

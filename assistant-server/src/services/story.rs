@@ -79,11 +79,20 @@ impl AssistantService for Assistant {
             institution,
             story,
             resume_from,
+            story_version,
         } = request.into_inner();
         validate::name("user_name", &user_name)?;
         validate::name("institution", &institution)?;
         call.identify(&user_name);
         let story = self.library.get(&story).await?;
+        if !story_version.is_empty() && story_version != story.version() {
+            return Err(Status::aborted(format!(
+                "cannot resume {} from byte {resume_from}: its text has changed since \
+                 ({story_version} then, {} now); ask for it again from the start",
+                story.name(),
+                story.version()
+            )));
+        }
 
         let greeting = Bytes::from(sequence::greeting(&user_name, &institution));
         let total = sequence::total_len(&user_name, &institution, story.text().len() as u64);
@@ -165,9 +174,11 @@ impl Telling {
         } = self;
         let story_start = greeting.len() as u64;
         let ending_start = story_start + story.text().len() as u64;
+        // The first message, whichever it is, says which text this is.
+        let mut version = Some(story.version().to_owned());
         async_stream::stream! {
             if let Some(rest) = from(&greeting, 0, resume_from) {
-                yield Ok(send(&call, rest, resume_from));
+                yield Ok(send(&call, rest, resume_from, version.take()));
                 pause(pacing.think_time).await;
             }
 
@@ -183,12 +194,12 @@ impl Telling {
                     Escaped(&piece[..piece.len().min(PREVIEW_BYTES)])
                 );
                 let offset = chunk_start.max(resume_from);
-                yield Ok(send(&call, piece, offset));
+                yield Ok(send(&call, piece, offset, version.take()));
                 pause(pacing.chunk_delay).await;
             }
             info!("[EOF]");
             if let Some(rest) = from(&Bytes::from_static(sequence::ENDING.as_bytes()), ending_start, resume_from) {
-                yield Ok(send(&call, rest, ending_start.max(resume_from)));
+                yield Ok(send(&call, rest, ending_start.max(resume_from), version.take()));
             }
 
             info!("Finishes streaming {} for {user_name} from {institution}.", story.name());
@@ -212,10 +223,16 @@ fn from(piece: &Bytes, start: u64, resume_from: u64) -> Option<Bytes> {
 }
 
 /// Counts `text` as sent and wraps it in a message.
-fn send(call: &CallContext, text: Bytes, offset: u64) -> TellStoryResponse {
+fn send(
+    call: &CallContext,
+    text: Bytes,
+    offset: u64,
+    story_version: Option<String>,
+) -> TellStoryResponse {
     call.sent(text.len());
     TellStoryResponse {
         text_chunk: text,
         offset,
+        story_version: story_version.unwrap_or_default(),
     }
 }

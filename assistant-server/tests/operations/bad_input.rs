@@ -79,7 +79,7 @@ async fn oversized_and_malformed_requests_get_a_status_and_the_server_keeps_serv
     // Field 1 as a string claiming 100 bytes, followed by two.
     let status = raw::unary(
         &channel,
-        "/hello_world.Greeter/SayHello",
+        "/Greeter/SayHello",
         Bytes::from_static(b"\x0a\x64ab"),
     )
     .await
@@ -87,7 +87,7 @@ async fn oversized_and_malformed_requests_get_a_status_and_the_server_keeps_serv
     assert_ne!(status.code(), Code::Ok);
     let status = raw::unary(
         &channel,
-        "/hello_world.Greeter/SayHello",
+        "/Greeter/SayHello",
         Bytes::from_static(b"\xff\xff\xff"),
     )
     .await
@@ -106,7 +106,7 @@ async fn a_message_claiming_4_gib_is_refused_from_its_header() {
     let server = TestServer::start(fast_config()).await.unwrap();
     let (status, _) = raw::h2_call(
         &server,
-        "/hello_world.Greeter/SayHello",
+        "/Greeter/SayHello",
         None,
         b"\x00\xff\xff\xff\xffabc",
         false,

@@ -39,7 +39,7 @@ async fn the_deadline_also_covers_a_handler_waiting_on_its_client() {
     let server = TestServer::start(fast_config()).await.unwrap();
     let (status, _) = raw::h2_call(
         &server,
-        "/messages.ChatService/CollectStream",
+        "/ChatService/CollectStream",
         Some("200m"),
         b"",
         false,
@@ -56,7 +56,7 @@ async fn the_longest_deadline_a_caller_can_write_is_no_deadline_and_no_panic() {
     let server = TestServer::start(fast_config()).await.unwrap();
     let (status, text) = raw::h2_call(
         &server,
-        "/hello_world.Greeter/SayHello",
+        "/Greeter/SayHello",
         Some("99999999H"),
         b"\x00\x00\x00\x00\x08\x0a\x06Ferris",
         true,

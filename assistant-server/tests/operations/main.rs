@@ -28,11 +28,7 @@ use tokio::time::timeout;
 use tonic::{Code, transport::Channel};
 
 /// The application's services.
-const SERVICES: [&str; 3] = [
-    "assistant.AssistantService",
-    "hello_world.Greeter",
-    "messages.ChatService",
-];
+const SERVICES: [&str; 3] = ["assistant.AssistantService", "Greeter", "ChatService"];
 
 /// Asserts that the server still answers an ordinary call.
 async fn still_serves(channel: &Channel) {

@@ -49,19 +49,19 @@ async fn reflection_v1_lists_and_describes_every_service() {
     assert_eq!(
         names,
         [
+            "ChatService",
+            "Greeter",
             "assistant.AssistantService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
-            "hello_world.Greeter",
-            "messages.ChatService",
         ]
     );
 
     for (symbol, method, server_streaming, client_streaming) in [
         ("assistant.AssistantService", "TellStory", true, false),
-        ("hello_world.Greeter", "SayHello", false, false),
-        ("messages.ChatService", "CollectStream", false, true),
-        ("messages.ChatService", "Chat", true, true),
+        ("Greeter", "SayHello", false, false),
+        ("ChatService", "CollectStream", false, true),
+        ("ChatService", "Chat", true, true),
         ("grpc.health.v1.Health", "Watch", true, false),
     ] {
         let MessageResponse::FileDescriptorResponse(files) = reflect_v1(
