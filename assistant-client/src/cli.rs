@@ -77,6 +77,12 @@ pub enum Command {
         /// The texts to send.
         #[arg(default_values = ["msg1", "msg2", "msg3"], value_name = "TEXT")]
         texts: Vec<String>,
+
+        /// The ChatService method to call. The tutorial's client-streaming
+        /// server names it ChatStream: `--method ChatStream` calls it.
+        #[arg(long, default_value = crate::commands::chat::COLLECT_METHOD,
+              value_name = "NAME", value_parser = method_name)]
+        method: String,
     },
     /// Bidirectional streaming: send texts while the server answers each.
     Chat {
@@ -127,6 +133,23 @@ impl Cli {
         self.command
             .clone()
             .unwrap_or_else(|| Command::Story(self.story.clone()))
+    }
+}
+
+/// A gRPC method name: letters, digits and underscores, not starting with
+/// a digit.
+fn method_name(name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "`{name}` is not a method name: letters, digits and `_`, such as ChatStream"
+        ))
     }
 }
 
@@ -192,10 +215,11 @@ mod tests {
 
     #[test]
     fn subcommands_have_the_tutorials_defaults() {
-        let Command::Collect { texts } = parse(&["collect"]).unwrap().call() else {
+        let Command::Collect { texts, method } = parse(&["collect"]).unwrap().call() else {
             panic!()
         };
         assert_eq!(texts, ["msg1", "msg2", "msg3"]);
+        assert_eq!(method, "CollectStream");
         let Command::Chat { texts, send_delay } = parse(&["chat"]).unwrap().call() else {
             panic!()
         };
@@ -208,10 +232,15 @@ mod tests {
             ]
         );
         assert_eq!(send_delay, Duration::from_secs(2));
-        let Command::Collect { texts } = parse(&["collect", "a", "b c"]).unwrap().call() else {
+        let Command::Collect { texts, method } =
+            parse(&["collect", "--method", "ChatStream", "a", "b c"])
+                .unwrap()
+                .call()
+        else {
             panic!()
         };
         assert_eq!(texts, ["a", "b c"]);
+        assert_eq!(method, "ChatStream");
     }
 
     #[test]
@@ -223,6 +252,8 @@ mod tests {
             &["--timeout", "never"],
             &["--buffer-size", "3", "hello"],
             &["--user-name", "x", "story"],
+            &["collect", "--method", "Chat/Stream"],
+            &["collect", "--method", ""],
             &["frobnicate"],
         ] {
             assert!(parse(args).is_err(), "{args:?} should be rejected");

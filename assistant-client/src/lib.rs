@@ -58,9 +58,9 @@ pub async fn run<W: AsyncWrite + Unpin>(
         Command::ChatStream { text } => {
             chat::chat_stream(connection().await?, text, options, out, interrupt).await
         }
-        Command::Collect { texts } => {
+        Command::Collect { texts, method } => {
             let texts = tokio_stream::iter(texts);
-            chat::collect(connection().await?, texts, options, out, interrupt).await
+            chat::collect(connection().await?, &method, texts, options, out, interrupt).await
         }
         Command::Chat { texts, send_delay } => {
             let texts = chat::paced(texts, send_delay);

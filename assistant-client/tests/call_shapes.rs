@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use assistant_client::{CallArgs, Cli, ClientError, Ending, commands::chat};
+use assistant_proto::messages::ChatMessage;
 use assistant_server::Config;
 use assistant_test_support::{LogCapture, PATIENCE, Tap, TestServer, fixtures::fast_config};
 use tokio::time::timeout;
@@ -96,6 +97,95 @@ async fn collect_prints_the_texts_joined_by_spaces() {
     assert_eq!(out, "one two words three\n");
 }
 
+/// The tutorial's client-streaming server: its `messages.proto` names the
+/// call `ChatService/ChatStream`, and it answers each text followed by a
+/// space.
+#[derive(Clone)]
+struct TutorialCollector;
+
+impl tonic::server::NamedService for TutorialCollector {
+    const NAME: &'static str = "ChatService";
+}
+
+impl tonic::server::ClientStreamingService<ChatMessage> for TutorialCollector {
+    type Response = ChatMessage;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<tonic::Response<ChatMessage>, tonic::Status>> + Send>,
+    >;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<ChatMessage>>) -> Self::Future {
+        Box::pin(async move {
+            let mut texts = request.into_inner();
+            let mut result = String::new();
+            while let Some(message) = texts.message().await? {
+                result += &(message.message_text + " ");
+            }
+            Ok(tonic::Response::new(ChatMessage {
+                message_text: result,
+            }))
+        })
+    }
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for TutorialCollector {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(async move {
+            if request.uri().path() != "/ChatService/ChatStream" {
+                return Ok(tonic::Status::unimplemented("").into_http());
+            }
+            let codec = tonic_prost::ProstCodec::<ChatMessage, ChatMessage>::default();
+            Ok(tonic::server::Grpc::new(codec)
+                .client_streaming(TutorialCollector, request)
+                .await)
+        })
+    }
+}
+
+#[tokio::test]
+async fn collect_calls_the_tutorials_client_streaming_server_with_method_chat_stream() {
+    let addr = assistant_test_support::serve(TutorialCollector).await;
+    let server = addr.to_string();
+    let cli = |extra: &[&str]| {
+        Cli::try_parse_args(
+            ["assistant-client", "--server", server.as_str(), "collect"]
+                .into_iter()
+                .chain(extra.iter().copied()),
+        )
+        .unwrap()
+    };
+    let mut out = Vec::new();
+    let ending = assistant_client::run(
+        cli(&["--method", "ChatStream"]),
+        &mut out,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(ending, Ending::Finished), "{ending:?}");
+    assert_eq!(String::from_utf8(out).unwrap(), "msg1 msg2 msg3 \n");
+
+    // This server's name for it is not the tutorial's.
+    let ending = assistant_client::run(cli(&[]), Vec::new(), std::future::pending())
+        .await
+        .unwrap();
+    let Ending::Failed(status) = ending else {
+        panic!("expected UNIMPLEMENTED, got {ending:?}");
+    };
+    assert_eq!(status.code(), Code::Unimplemented);
+}
+
 #[tokio::test]
 async fn collect_of_an_empty_stream_is_an_empty_text_with_status_ok() {
     let server = TestServer::start(fast_config()).await.unwrap();
@@ -103,6 +193,7 @@ async fn collect_of_an_empty_stream_is_an_empty_text_with_status_ok() {
     let mut out = Vec::new();
     let ending = chat::collect(
         channel,
+        chat::COLLECT_METHOD,
         tokio_stream::empty(),
         &Default::default(),
         &mut out,
@@ -281,6 +372,7 @@ async fn timeout_before_any_answer_is_a_deadline_error_too() {
         PATIENCE,
         chat::collect(
             channel,
+            chat::COLLECT_METHOD,
             tokio_stream::pending(),
             &options,
             Vec::new(),

@@ -1,6 +1,7 @@
-//! Compression end to end: the client asks for gzip or zstd, the server
-//! answers in kind, and the story arrives byte for byte with far fewer
-//! bytes on the wire.
+//! Compression end to end: the client asks for gzip or zstd, a server run
+//! with `--compress-responses` answers in kind, and the story arrives byte
+//! for byte with far fewer bytes on the wire. Without the flag the server
+//! answers uncompressed, whatever the client accepts.
 
 use assistant_client::{
     Cli, Ending,
@@ -12,10 +13,15 @@ use assistant_test_support::{
     fixtures::{fast_config, whole_story},
 };
 
-/// Tells the whole story with `--compression compression`; returns what
-/// was printed and the bytes received on the wire.
-async fn tell(compression: &str) -> (Vec<u8>, u64) {
-    let server = TestServer::start(fast_config()).await.unwrap();
+/// Tells the whole story with `--compression compression`, from a server
+/// that compresses its responses if `compress_responses`; returns what was
+/// printed and the bytes received on the wire.
+async fn tell(compression: &str, compress_responses: bool) -> (Vec<u8>, u64) {
+    let config = assistant_server::Config {
+        compress_responses,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
     let cli = Cli::try_parse_args([
         "assistant-client",
         "--compression",
@@ -49,7 +55,7 @@ async fn tell(compression: &str) -> (Vec<u8>, u64) {
 #[tokio::test]
 async fn gzip_and_zstd_deliver_the_same_bytes_in_far_fewer_on_the_wire() {
     let text = whole_story().len() as u64;
-    let (plain_out, plain_wire) = tell("none").await;
+    let (plain_out, plain_wire) = tell("none", true).await;
     assert!(plain_out == whole_story());
     assert!(
         plain_wire > text,
@@ -57,7 +63,7 @@ async fn gzip_and_zstd_deliver_the_same_bytes_in_far_fewer_on_the_wire() {
     );
 
     for encoding in ["gzip", "zstd"] {
-        let (out, wire) = tell(encoding).await;
+        let (out, wire) = tell(encoding, true).await;
         assert!(out == whole_story(), "{encoding:?} changed the story");
         // English text compresses well even in 1 KiB messages.
         assert!(
@@ -68,9 +74,22 @@ async fn gzip_and_zstd_deliver_the_same_bytes_in_far_fewer_on_the_wire() {
 }
 
 #[tokio::test]
+async fn the_server_compresses_nothing_unless_told_to_even_when_asked() {
+    let text = whole_story().len() as u64;
+    for encoding in ["gzip", "zstd"] {
+        let (out, wire) = tell(encoding, false).await;
+        assert!(out == whole_story());
+        assert!(
+            wire > text,
+            "{encoding:?}: {wire} wire bytes for {text} of text"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_debug_log_reports_wire_bytes_against_text_bytes() {
     let (logs, _guard) = LogCapture::install_at(tracing::Level::DEBUG);
-    let (_, wire) = tell("gzip").await;
+    let (_, wire) = tell("gzip", true).await;
     let text = whole_story().len() as u64;
     let messages = logs.messages();
     let line = messages

@@ -111,6 +111,13 @@ pub struct Config {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
 
+    /// Compress responses (gzip or zstd, whichever the client accepts).
+    /// Off by default: grpcio and grpc-js ask for gzip on every call, and
+    /// compressing a story costs far more CPU than sending it. Compressed
+    /// requests are accepted either way.
+    #[arg(long)]
+    pub compress_responses: bool,
+
     /// How logs are written to stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -167,6 +174,7 @@ mod tests {
         assert_eq!(config.max_stream_messages, 10_000);
         assert_eq!(config.max_stream_bytes, 1024 * 1024);
         assert_eq!(config.log_format, LogFormat::Text);
+        assert!(!config.compress_responses);
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Server {
         } = self;
         let port = listener.local_addr()?.port();
 
-        let health = Health::serving().await;
+        let health = Health::serving();
         let routes = services::routes(library, &config, &health)?;
         let endings = Endings::default();
         let service = CallService::new(routes, calls.clone(), config.max_calls, endings.clone());

@@ -77,6 +77,26 @@ pub async fn h2_call(
     body: &'static [u8],
     end: bool,
 ) -> (i32, Vec<u8>) {
+    let headers: Vec<(&str, &str)> = grpc_timeout
+        .map(|timeout| ("grpc-timeout", timeout))
+        .into_iter()
+        .collect();
+    let (status, _, received) = h2_call_with(server, path, &headers, body, end).await;
+    (status, received)
+}
+
+/// Like [`h2_call`], with request `headers` of our choosing; also returns
+/// the response headers.
+///
+/// # Panics
+/// As [`h2_call`].
+pub async fn h2_call_with(
+    server: &TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+    end: bool,
+) -> (i32, http::HeaderMap, Vec<u8>) {
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
@@ -84,13 +104,13 @@ pub async fn h2_call(
     let mut request = http::Request::post(format!("{}{path}", server.url()))
         .header("content-type", "application/grpc")
         .header("te", "trailers");
-    if let Some(grpc_timeout) = grpc_timeout {
-        request = request.header("grpc-timeout", grpc_timeout);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let (response, mut send) = client
         .send_request(request.body(()).unwrap(), false)
         .unwrap();
-    send.send_data(Bytes::from_static(body), end).unwrap();
+    send.send_data(body.into(), end).unwrap();
 
     let response = tokio::time::timeout(PATIENCE, response)
         .await
@@ -102,10 +122,16 @@ pub async fn h2_call(
         Some(status) => status.clone(),
         None => {
             while let Some(data) = body.data().await {
-                received.extend_from_slice(&data.unwrap());
+                let data = data.unwrap();
+                let _ = body.flow_control().release_capacity(data.len());
+                received.extend_from_slice(&data);
             }
             body.trailers().await.unwrap().unwrap()["grpc-status"].clone()
         }
     };
-    (status.to_str().unwrap().parse().unwrap(), received)
+    (
+        status.to_str().unwrap().parse().unwrap(),
+        parts.headers,
+        received,
+    )
 }

@@ -47,20 +47,43 @@ pub async fn chat_stream<W: AsyncWrite + Unpin>(
     call::run_reported(receive, interrupt, timeout).await
 }
 
-/// Client streaming: streams `texts` to the server, then prints its one
-/// answer, the texts joined by spaces.
+/// This server's name for the client-streaming call. The tutorial's
+/// client-streaming example names it `ChatStream`, in a `.proto` of its
+/// own; one service cannot hold two methods of one name.
+pub const COLLECT_METHOD: &str = "CollectStream";
+
+/// Client streaming: streams `texts` to `ChatService`'s `method` (this
+/// server's [`COLLECT_METHOD`], or `ChatStream` for the tutorial's
+/// server), then prints its one answer, the texts joined by spaces.
 pub async fn collect<W: AsyncWrite + Unpin>(
     connection: Connection,
+    method: &str,
     texts: impl Stream<Item = String> + Send + 'static,
     options: &CallArgs,
     mut out: W,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Ending, ClientError> {
-    let mut client = call::compressed!(ChatServiceClient::new(connection.channel), options);
+    let path =
+        http::uri::PathAndQuery::try_from(format!("/ChatService/{method}")).map_err(|err| {
+            ClientError::Setup(format!(
+                "--method `{method}` cannot be a method name: {err}"
+            ))
+        })?;
+    let mut client = call::compressed!(tonic::client::Grpc::new(connection.channel), options);
     let timeout = options.timeout;
     let (request, _cancel_on_drop) = call::streaming_request(texts.map(message), timeout);
     let send = async {
-        let response = client.collect_stream(request).await?.into_inner();
+        // What the generated `collect_stream` does, on a path of our
+        // choosing.
+        client
+            .ready()
+            .await
+            .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+        let codec = tonic_prost::ProstCodec::<ChatMessage, ChatMessage>::default();
+        let response = client
+            .client_streaming(request, path, codec)
+            .await?
+            .into_inner();
         print_line(&mut out, &response.message_text).await?;
         Ok(())
     };

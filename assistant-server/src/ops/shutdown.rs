@@ -86,7 +86,7 @@ pub(crate) async fn run(serving: Serving<'_>) {
         grace_s = grace.as_secs_f64(),
         "Shutting down: accepting no new calls"
     );
-    health.not_serving().await;
+    health.not_serving();
     connections.drain();
     endings.infrastructure.cancel();
 

@@ -28,7 +28,7 @@ use assistant_proto::{
 use tonic::{codec::CompressionEncoding, server::NamedService, service::Routes};
 
 use self::{chat::Chat, greeter::Greeting, health::Health, story::Assistant};
-use crate::{config::Config, library::Library};
+use crate::{call::MAX_REQUEST_BYTES, config::Config, library::Library};
 
 /// The names of the application's services, as health reports them.
 pub(crate) const SERVICES: [&str; 3] = [
@@ -37,17 +37,28 @@ pub(crate) const SERVICES: [&str; 3] = [
     ChatServiceServer::<Chat>::NAME,
 ];
 
-/// A generated service that accepts gzip and zstd requests, and answers in
-/// whichever of them the client accepts. (The generated servers share no
-/// trait for this.)
-macro_rules! compressible {
-    ($service:expr) => {
-        $service
+/// A generated service set up as every service is: it accepts gzip and
+/// zstd requests, refuses any message over the request limit once
+/// decompressed (RESOURCE_EXHAUSTED), and compresses its answers only with
+/// `--compress-responses`. (The generated servers share no trait for this.)
+///
+/// Compression is opt-in because grpcio and grpc-js advertise gzip on
+/// every call: answering in it by default cost about 20 times the CPU per
+/// story, for text a local client had no need to have compressed.
+macro_rules! configured {
+    ($service:expr, $config:expr) => {{
+        let service = $service
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
-            .send_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Zstd)
-    };
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+        if $config.compress_responses {
+            service
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd)
+        } else {
+            service
+        }
+    }};
 }
 
 /// Every service the server answers, by path: the application's, health
@@ -56,11 +67,15 @@ pub(crate) fn routes(library: Library, config: &Config, health: &Health) -> anyh
     Ok(Routes::new(health.service())
         .add_service(reflection::v1()?)
         .add_service(reflection::v1alpha()?)
-        .add_service(compressible!(AssistantServiceServer::new(Assistant::new(
-            library, config
-        ))))
-        .add_service(compressible!(GreeterServer::new(Greeting)))
-        .add_service(compressible!(ChatServiceServer::new(Chat::new(config))))
+        .add_service(configured!(
+            AssistantServiceServer::new(Assistant::new(library, config)),
+            config
+        ))
+        .add_service(configured!(GreeterServer::new(Greeting), config))
+        .add_service(configured!(
+            ChatServiceServer::new(Chat::new(config)),
+            config
+        ))
         .prepare())
 }
 

@@ -218,3 +218,78 @@ async fn traffic_that_is_not_grpc_is_closed_and_the_server_keeps_serving() {
     closed_after(&server, b"").await; // a connection that never speaks
     still_serves(&server.channel().await).await;
 }
+
+/// A gRPC frame of `message`, compressed with gzip.
+fn gzip_frame(message: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(message).unwrap();
+    let compressed = encoder.finish().unwrap();
+    let mut frame = vec![1];
+    frame.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&compressed);
+    frame
+}
+
+#[tokio::test]
+async fn a_compressed_request_is_held_to_the_limit_once_decompressed() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let gzip = [("grpc-encoding", "gzip")];
+
+    // A small name, compressed: accepted.
+    let (status, _, body) = raw::h2_call_with(
+        &server,
+        "/Greeter/SayHello",
+        &gzip,
+        gzip_frame(b"\x0a\x06Ferris"),
+        true,
+    )
+    .await;
+    assert_eq!(status, 0);
+    assert!(body.windows(14).any(|w| w == b"Hello, Ferris!"));
+
+    // 4 MB of one letter, in a few kilobytes of gzip: refused, without
+    // inflating it all.
+    let mut bomb = b"\x0a\x80\x80\xf4\x01".to_vec(); // field 1, 4,000,000 bytes
+    bomb.extend(std::iter::repeat_n(b'x', 4_000_000));
+    let frame = gzip_frame(&bomb);
+    assert!(frame.len() < 8 * 1024, "{} bytes", frame.len());
+    let (status, _, _) = raw::h2_call_with(&server, "/Greeter/SayHello", &gzip, frame, true).await;
+    assert_eq!(status, Code::ResourceExhausted as i32);
+    still_serves(&server.channel().await).await;
+}
+
+#[tokio::test]
+async fn responses_are_compressed_only_when_the_server_is_told_to() {
+    // grpcio and grpc-js advertise these on every call.
+    let accepts = [("grpc-accept-encoding", "identity,deflate,gzip")];
+    for compress_responses in [false, true] {
+        let config = Config {
+            compress_responses,
+            ..fast_config()
+        };
+        let server = TestServer::start(config).await.unwrap();
+        let (status, headers, body) = raw::h2_call_with(
+            &server,
+            "/Greeter/SayHello",
+            &accepts,
+            &b"\x00\x00\x00\x00\x08\x0a\x06Ferris"[..],
+            true,
+        )
+        .await;
+        assert_eq!(status, 0);
+        let encoding = headers
+            .get("grpc-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        if compress_responses {
+            assert_eq!(encoding.as_deref(), Some("gzip"));
+            assert_eq!(body[0], 1, "the message is flagged compressed");
+        } else {
+            assert!(
+                encoding.as_deref().is_none_or(|e| e == "identity"),
+                "{encoding:?}"
+            );
+            assert_eq!(body[0], 0, "the message is not compressed");
+            assert!(body.windows(14).any(|w| w == b"Hello, Ferris!"));
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Health: SERVING for the server and every service, and its turn to NOT_SERVING at shutdown.
+//! Health: SERVING for the server and every service, its turn to
+//! NOT_SERVING at shutdown, and the spec for services it does not know.
 
 use super::*;
 use tonic_health::pb::{
@@ -56,4 +57,38 @@ async fn health_watch_turns_not_serving_as_shutdown_begins_and_does_not_hold_it_
         .await
         .expect("an open health watch must not hold up shutdown")
         .unwrap();
+}
+
+#[tokio::test]
+async fn watching_an_unknown_service_says_service_unknown_and_stays_open() {
+    let mut server = TestServer::start(fast_config()).await.unwrap();
+    let channel = server.channel().await;
+    let mut watch = HealthClient::new(channel.clone())
+        .watch(HealthCheckRequest {
+            service: "no.Such".into(),
+        })
+        .await
+        .expect("the spec keeps the stream open, where tonic-health answers NOT_FOUND")
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status(), ServingStatus::ServiceUnknown);
+
+    // Still open: another call on the same connection completes while the
+    // watch has nothing more to say.
+    still_serves(&channel).await;
+    assert!(
+        timeout(Duration::from_millis(100), watch.message())
+            .await
+            .is_err(),
+        "the watch should stay open with nothing to say"
+    );
+
+    // Shutdown ends it, as it ends every watch.
+    server.begin_shutdown();
+    let ended = timeout(PATIENCE, async {
+        while let Ok(Some(_)) = watch.message().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "shutdown ends the watch");
+    timeout(PATIENCE, server.stopped()).await.unwrap().unwrap();
 }
