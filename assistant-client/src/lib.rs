@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod commands;
 pub mod connect;
+pub mod terminal;
 
 mod call;
 mod error;

@@ -1,10 +1,11 @@
 //! `assistant-client`: parses flags, sets up logging, and runs the client.
 //!
-//! The story goes to stdout; everything else goes to stderr.
+//! The story goes to stdout (made harmless when it is a terminal);
+//! everything else goes to stderr.
 
 use std::{io::IsTerminal, process::ExitCode};
 
-use assistant_client::Cli;
+use assistant_client::{Cli, terminal::TerminalSafe};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -27,7 +28,15 @@ async fn main() -> ExitCode {
             std::future::pending::<()>().await;
         }
     };
-    match assistant_client::run(cli, tokio::io::stdout(), interrupt).await {
+    // A terminal acts on control characters; a file or a pipe gets the
+    // exact bytes.
+    let stdout = tokio::io::stdout();
+    let result = if std::io::stdout().is_terminal() {
+        assistant_client::run(cli, TerminalSafe::new(stdout), interrupt).await
+    } else {
+        assistant_client::run(cli, stdout, interrupt).await
+    };
+    match result {
         Ok(ending) => ExitCode::from(ending.exit_code()),
         Err(err) => {
             tracing::error!("{err}");
