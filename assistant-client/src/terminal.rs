@@ -78,7 +78,7 @@ fn push_harmless(out: &mut Vec<u8>, text: &str) {
         .char_indices()
         .find(|&(_, c)| c.is_control() && c != '\n' && c != '\t')
     {
-        out.extend_from_slice(rest[..at].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..at]);
         out.extend(c.escape_default().to_string().bytes());
         rest = &rest[at + c.len_utf8()..];
     }
