@@ -22,6 +22,27 @@ pub enum ClientError {
         /// The underlying cause, such as "Connection refused".
         reason: String,
     },
+    /// The server's name does not resolve to an address.
+    #[error("cannot reach the server at {server}: the name `{host}` does not resolve ({reason}).")]
+    Unresolved {
+        /// The address given.
+        server: String,
+        /// The name that does not resolve.
+        host: String,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// Something accepted the connection, but did not answer HTTP/2.
+    #[error(
+        "the server at {server} accepted the connection but did not answer as a gRPC server: \
+         {reason}. Check that --server names a gRPC server, and http:// or https:// as it expects."
+    )]
+    NotHttp2 {
+        /// The address tried.
+        server: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The TLS handshake failed: the server's certificate is not trusted,
     /// is for another host, or has expired; or the server refused ours.
     #[error(

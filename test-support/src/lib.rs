@@ -7,10 +7,12 @@
 //!   rather than computed by the code under test;
 //! - [`raw`]: calls made by hand, to send what no generated client would;
 //! - [`Tap`]: an output whose text can be awaited while it is written;
+//! - [`Proxy`]: a TCP proxy that can stop forwarding without closing;
 //! - [`serve`]: a stand-in server on a free port.
 
 pub mod fixtures;
 mod logs;
+mod proxy;
 pub mod raw;
 mod server;
 mod tap;
@@ -22,6 +24,7 @@ use std::{
 
 pub use crate::{
     logs::LogCapture,
+    proxy::Proxy,
     server::{TestServer, serve},
     tap::Tap,
 };

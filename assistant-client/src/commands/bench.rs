@@ -24,12 +24,12 @@ use assistant_proto::{
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
 use crate::{
     ClientError,
     call::{self, CallArgs, Ending},
-    connect::{self, ConnectArgs},
+    connect::{self, Channel, ConnectArgs},
     reassembly::Reassembly,
 };
 

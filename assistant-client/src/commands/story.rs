@@ -10,13 +10,13 @@ use assistant_proto::{
 };
 use clap::Args;
 use tokio::io::AsyncWrite;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 use tracing::{debug, info, warn};
 
 use crate::{
     ClientError,
     call::{self, CallArgs, CallError, Ending},
-    connect::{Connection, tls_error},
+    connect::{Channel, Connection, tls_error},
     reassembly::Reassembly,
     typing::Typist,
 };
@@ -94,19 +94,19 @@ impl StoryArgs {
 /// Whether a status means the connection, not the call, failed, so that
 /// asking again, from the bytes already received, may succeed.
 fn is_retryable(status: &Status) -> bool {
+    // A TLS refusal would only be refused again.
+    if tls_error(status).is_some() {
+        return false;
+    }
     match status.code() {
-        // The server is down, restarting, shutting down, or unreachable.
+        // The server is down, restarting or shutting down, the connection
+        // was lost, or the server stopped answering: the channel reports
+        // every such end as UNAVAILABLE.
         Code::Unavailable => true,
-        // A connection reset mid-stream reaches tonic as an HTTP/2 or I/O
-        // error, reported UNKNOWN or INTERNAL with the transport error as
-        // its source; but a TLS refusal would only be refused again.
-        Code::Unknown | Code::Internal if tls_error(status).is_some() => false,
-        Code::Unknown | Code::Internal => std::error::Error::source(status).is_some_and(|source| {
-            source.is::<tonic::transport::Error>()
-                || source.is::<h2::Error>()
-                || source.is::<hyper::Error>()
-                || source.is::<std::io::Error>()
-        }),
+        // Any other HTTP/2 failure on the way, as opposed to a status the
+        // server chose.
+        Code::Unknown | Code::Internal => std::error::Error::source(status)
+            .is_some_and(|source| source.is::<h2::Error>() || source.is::<std::io::Error>()),
         _ => false,
     }
 }
@@ -123,7 +123,7 @@ fn is_retryable(status: &Status) -> bool {
 /// (`resume_from`), so the output is the same as an uninterrupted run: no
 /// byte lost, none repeated.
 pub async fn tell_story<W: AsyncWrite + Unpin>(
-    connection: Connection,
+    mut connection: Connection,
     args: &StoryArgs,
     options: &CallArgs,
     out: W,
@@ -134,16 +134,23 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
         args.user_name, args.institution
     );
     let mut typist = Typist::new(out, args.buffer_size, args.step_sec);
-    let mut client = call::compressed!(AssistantServiceClient::new(connection.channel), options);
     let timeout = options.timeout;
-    let wire = connection.wire;
+    let wire = connection.wire.clone();
 
     let story = async {
         let mut story = Reassembly::default();
         let mut failures = 0;
         let result = loop {
             let before = story.received();
-            let result = attempt(&mut client, args, timeout, &mut story, &mut typist).await;
+            let result = match connection.ready().await {
+                Ok(channel) => {
+                    let mut client =
+                        call::compressed!(AssistantServiceClient::new(channel), options);
+                    attempt(&mut client, args, timeout, &mut story, &mut typist).await
+                }
+                // Reconnecting failed: the server is still away.
+                Err(err) => Err(CallError::Status(Status::unavailable(err.to_string()))),
+            };
             let status = match result {
                 Err(CallError::Status(status)) if is_retryable(&status) => status,
                 other => break other,
