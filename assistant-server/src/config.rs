@@ -70,6 +70,14 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_calls: usize,
 
+    /// Connections at most at once. Past it, a new connection takes the
+    /// place of the oldest one still in its handshake, or is refused with
+    /// an HTTP/2 GOAWAY saying why. By default: 10000, or fewer if the
+    /// limit on open files is lower.
+    #[arg(long, value_name = "CONNECTIONS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: Option<usize>,
+
     /// HTTP/2 streams (calls) at most on one connection at once; clients
     /// wait for a free one, and a stream past it is refused.
     #[arg(long, default_value_t = 1024, value_name = "STREAMS",
@@ -94,7 +102,9 @@ pub struct Config {
     #[arg(long, default_value = "20", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub keepalive_timeout: Duration,
 
-    /// Close a connection that sends nothing for this long after it opens.
+    /// Close a connection that has not finished its handshake (TLS, the
+    /// HTTP/2 preface and its first SETTINGS frame) this long after it
+    /// opens.
     #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub handshake_timeout: Duration,
 

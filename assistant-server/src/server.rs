@@ -97,11 +97,20 @@ impl Server {
         let routes = services::routes(library, &config, &health)?;
         let endings = Endings::default();
         let service = CallService::new(routes, calls.clone(), config.max_calls, endings.clone());
-        let connections = Connections::new(&config, service, closing)?;
+        let (open_files, default_connections) = transport::raise_fd_limit();
+        let max_connections = config.max_connections.unwrap_or(default_connections);
+        let connections = Connections::new(&config, service, max_connections, closing)?;
 
         {
             let accepting = pin!(connections.accept(listener));
             info!("Server started on port {port}");
+            info!(
+                max_connections,
+                max_calls = config.max_calls,
+                open_files,
+                "Limits: {max_connections} connections, {} calls at once; {open_files} open files",
+                config.max_calls
+            );
             if connections.tls() {
                 let clients = if config.client_ca.is_some() {
                     "required"

@@ -1,5 +1,12 @@
-//! The response body of every call: ended early on deadline or shutdown,
-//! and recorded as it passes.
+//! The response body of every call: recorded as it passes, and ended early
+//! on deadline or shutdown.
+//!
+//! Two parts end a call early. When the body is polled, it ends itself:
+//! the frame in hand goes out, then trailers with the status. But a call
+//! whose client does not read is not polled at all: its stream waits on
+//! HTTP/2 flow control. So the transport also asks the body when the call
+//! must end ([`CallBody::must_end_by`]) and, past that, ends it
+//! ([`CallBody::end_early`]) and resets the stream.
 
 use std::{
     pin::Pin,
@@ -8,20 +15,22 @@ use std::{
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::Sleep;
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Code, Status};
 
 use super::{deadline::deadline_exceeded, record::Record, shutting_down};
 
 /// A response body that ends early on deadline or shutdown, and records
 /// what passed through it.
-pub(super) struct CallBody<B> {
+pub(crate) struct CallBody {
     /// `None` once ended early: dropping the handler's stream is what stops
     /// its work.
-    inner: Option<B>,
-    record: Record,
-    deadline: Option<Pin<Box<Sleep>>>,
+    inner: Option<tonic::body::Body>,
+    /// `None` for a call refused before it started.
+    record: Option<Record>,
+    deadline: Option<Instant>,
+    deadline_sleep: Option<Pin<Box<Sleep>>>,
     /// Created the first time the body waits, so calls that never wait pay
     /// nothing for it.
     ending_wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
@@ -29,27 +38,108 @@ pub(super) struct CallBody<B> {
     end_after: Option<Status>,
 }
 
-impl<B> CallBody<B> {
+/// Why the transport ends a call early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndEarly {
+    /// The caller's deadline passed.
+    Deadline,
+    /// Shutdown ended calls of this kind.
+    Shutdown,
+}
+
+impl std::fmt::Debug for CallBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallBody")
+            .field("ended", &self.inner.is_none())
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallBody {
     /// Wraps the handler's body `inner`, which must end by `deadline`.
-    pub(super) fn new(inner: B, record: Record, deadline: Option<tokio::time::Instant>) -> Self {
+    pub(super) fn new(inner: tonic::body::Body, record: Record, deadline: Option<Instant>) -> Self {
         Self {
             inner: Some(inner),
-            record,
-            deadline: deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
+            record: Some(record),
+            deadline,
+            deadline_sleep: None,
             ending_wait: None,
             end_after: None,
+        }
+    }
+
+    /// The body of a call answered before it started (refused): no record,
+    /// no deadline.
+    pub(super) fn unrecorded(inner: tonic::body::Body) -> Self {
+        Self {
+            inner: Some(inner),
+            record: None,
+            deadline: None,
+            deadline_sleep: None,
+            ending_wait: None,
+            end_after: None,
+        }
+    }
+
+    /// When the call must end, whatever it is doing, and the token that
+    /// shutdown cancels to end it.
+    pub(crate) fn must_end_by(&self) -> (Option<Instant>, Option<&CancellationToken>) {
+        if self.inner.is_none() {
+            return (None, None);
+        }
+        (
+            self.deadline,
+            self.record.as_ref().map(|record| &record.ending),
+        )
+    }
+
+    /// Runs `log` in the call's span, with the caller as the logs name
+    /// them (the user once known) and the response bytes sent so far.
+    pub(crate) fn in_span(&self, log: impl FnOnce(&str, u64)) {
+        if let Some(record) = &self.record {
+            record
+                .span
+                .in_scope(|| log(&record.context.client(), record.bytes));
+        }
+    }
+
+    /// Ends the call now, for `why`, and returns its status. The handler's
+    /// stream is dropped, which stops its work.
+    pub(crate) fn end_early(&mut self, why: EndEarly) -> Status {
+        self.inner = None;
+        let status = match why {
+            EndEarly::Deadline => deadline_exceeded(),
+            EndEarly::Shutdown => shutting_down(),
+        };
+        match &mut self.record {
+            Some(record) => record.end_early(status),
+            None => status,
         }
     }
 
     /// Whether the deadline passed or shutdown asked calls to end; polls
     /// both, so the task is woken when either happens.
     fn must_end(&mut self, cx: &mut Context<'_>) -> Option<Status> {
-        if let Some(deadline) = &mut self.deadline
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            return Some(deadline_exceeded());
+        if let Some(deadline) = self.deadline {
+            // Read the clock too: a timer is only marked as fired when the
+            // runtime gets round to it, and a body that is always ready
+            // may keep it from doing so.
+            if Instant::now() >= deadline {
+                return Some(deadline_exceeded());
+            }
+            let sleep = self
+                .deadline_sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Some(deadline_exceeded());
+            }
         }
-        let ending = self.record.ending.clone();
+        let record = self.record.as_ref()?;
+        if record.ending.is_cancelled() {
+            return Some(shutting_down());
+        }
+        let ending = record.ending.clone();
         let wait = self
             .ending_wait
             .get_or_insert_with(|| Box::pin(ending.cancelled_owned()));
@@ -62,19 +152,61 @@ impl<B> CallBody<B> {
     /// Ends the stream now with `status`, as trailers.
     fn end(&mut self, status: Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         self.inner = None;
-        let status = self.record.end_early(status);
+        let status = match &mut self.record {
+            Some(record) => record.end_early(status),
+            None => status,
+        };
         let mut trailers = http::HeaderMap::new();
         match status.add_header(&mut trailers) {
             Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
             Err(status) => Poll::Ready(Some(Err(status))),
         }
     }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let Some(inner) = &mut self.inner else {
+            return Poll::Ready(None);
+        };
+        if let Some(status) = self.end_after.take() {
+            return self.end(status);
+        }
+        let polled = Pin::new(inner).poll_frame(cx);
+        let Some(record) = &mut self.record else {
+            return polled;
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    record.bytes += data.remaining() as u64;
+                    // Responses have no size limit of ours to check.
+                    let _ = record.messages.feed(data.chunk());
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    record.status =
+                        Some(Status::from_header_map(trailers).map_or(Code::Ok, |s| s.code()));
+                }
+                // A stream that is always ready must still see the end:
+                // the frame in hand goes out, then the call ends.
+                if record.status.is_none() {
+                    self.end_after = self.must_end(cx);
+                }
+            }
+            Poll::Ready(None) => {
+                record.status.get_or_insert(Code::Ok);
+            }
+            Poll::Ready(Some(Err(status))) => {
+                record.status = Some(status.code());
+            }
+            Poll::Pending => {
+                if let Some(status) = self.must_end(cx) {
+                    return self.end(status);
+                }
+            }
+        }
+        polled
+    }
 }
 
-impl<B> Body for CallBody<B>
-where
-    B: Body<Data = Bytes, Error = Status> + Unpin,
-{
+impl Body for CallBody {
     type Data = Bytes;
     type Error = Status;
 
@@ -83,48 +215,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = &mut *self;
-        let span = this.record.span.clone();
-        let _entered = span.enter();
-
-        let Some(inner) = &mut this.inner else {
-            return Poll::Ready(None);
-        };
-        if let Some(status) = this.end_after.take() {
-            return this.end(status);
-        }
-        let polled = Pin::new(inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.record.bytes += data.remaining() as u64;
-                    // Responses have no size limit of ours to check.
-                    let _ = this.record.messages.feed(data.chunk());
-                } else if let Some(trailers) = frame.trailers_ref() {
-                    this.record.status =
-                        Some(Status::from_header_map(trailers).map_or(Code::Ok, |s| s.code()));
-                }
-                // A stream that is always ready must still see the end:
-                // the frame in hand goes out, then the call ends.
-                if this.record.status.is_none()
-                    && (this.record.ending.is_cancelled()
-                        || this.deadline.as_ref().is_some_and(|d| d.is_elapsed()))
-                {
-                    this.end_after = this.must_end(cx);
-                }
-            }
-            Poll::Ready(None) => {
-                this.record.status.get_or_insert(Code::Ok);
-            }
-            Poll::Ready(Some(Err(status))) => {
-                this.record.status = Some(status.code());
-            }
-            Poll::Pending => {
-                if let Some(status) = this.must_end(cx) {
-                    return this.end(status);
-                }
-            }
-        }
-        polled
+        let span = this.record.as_ref().map(|record| record.span.clone());
+        let _entered = span.as_ref().map(tracing::Span::enter);
+        this.poll_inner(cx)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -45,8 +45,12 @@ use tonic::{Status, transport::server::TcpConnectInfo};
 use tracing::{Instrument, field, info, info_span};
 
 pub use self::calls::Calls;
-use self::{body::CallBody, limits::RequestLimit, record::Record};
-pub(crate) use self::{context::CallContext, limits::MAX_REQUEST_BYTES};
+pub(crate) use self::{
+    body::{CallBody, EndEarly},
+    context::CallContext,
+    limits::MAX_REQUEST_BYTES,
+};
+use self::{limits::RequestLimit, record::Record};
 
 /// Numbers calls for the logs, so a call's lines can be told apart from
 /// others' (span ids are reused; these are not).
@@ -112,13 +116,13 @@ fn is_infrastructure(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
 }
 
-type Response = http::Response<tonic::body::Body>;
+type Response = http::Response<CallBody>;
 
 impl<S, B> tower_service::Service<http::Request<B>> for CallService<S>
 where
     S: tower_service::Service<
             http::Request<tonic::body::Body>,
-            Response = Response,
+            Response = http::Response<tonic::body::Body>,
             Error = Infallible,
         > + Clone
         + Send
@@ -166,7 +170,8 @@ where
                 span.in_scope(
                     || info!(code = %"RESOURCE_EXHAUSTED", "Call refused: too many calls"),
                 );
-                return Box::pin(std::future::ready(Ok(status.into_http())));
+                let response = status.into_http().map(CallBody::unrecorded);
+                return Box::pin(std::future::ready(Ok(response)));
             };
             (Some(gauge), self.endings.application.child_token())
         };
@@ -197,8 +202,7 @@ where
                 if let Some(status) = Status::from_header_map(response.headers()) {
                     record.status = Some(status.code());
                 }
-                Ok(response
-                    .map(|body| tonic::body::Body::new(CallBody::new(body, record, deadline))))
+                Ok(response.map(|body| CallBody::new(body, record, deadline)))
             }
             .instrument(span),
         )

@@ -21,8 +21,8 @@
 //! was queued (h2 0.4.20, `proto/connection.rs`). It is why `Batching`
 //! sits right under HTTP/2 (above TLS), and not under a TLS handshake,
 //! which flushes only after it writes. h2 is held to 0.4 in `Cargo.toml`
-//! for this reason, and the tests in `batching/over_hyper.rs` drive a
-//! real hyper connection through the layer: if h2 stopped flushing that
+//! for this reason, and the tests in `batching/over_h2.rs` drive a real
+//! h2 connection through the layer: if h2 stopped flushing that
 //! way, a response's last frames would stay buffered and those tests
 //! would fail.
 //!
@@ -190,6 +190,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batching<T> {
 }
 
 #[cfg(test)]
-mod over_hyper;
+mod over_h2;
 #[cfg(test)]
 mod tests;

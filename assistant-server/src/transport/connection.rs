@@ -1,80 +1,143 @@
 //! Serving one connection, from its TLS handshake to its last frame.
 //!
-//! The connection's HTTP/2 future is driven here, in the connection's own
-//! task, beside the server's two signals: draining sends GOAWAY and lets
-//! the calls in flight finish, closing drops the future, which closes the
+//! The connection's HTTP/2 is driven here, in the connection's own task,
+//! beside the server's two signals: draining sends GOAWAY and lets the
+//! calls in flight finish; closing drops the connection, which closes the
 //! socket and ends every call on it, as tonic's forceful shutdown does.
-//! Dropping is what reaches a call parked on HTTP/2 flow control, whose
-//! client has stopped reading: nothing in such a call is polled, so
-//! nothing in it could notice a signal.
+//!
+//! Each call gets a task of its own ([`super::stream`]). The connection
+//! pings a client that has sent nothing for `--keepalive-interval`, and
+//! closes it if the ping is not answered within `--keepalive-timeout`.
 
-use std::{pin::pin, sync::Arc};
+use std::{sync::Arc, time::Duration};
 
-use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use bytes::Bytes;
+use h2::{Ping, PingPong};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
+    time::Instant,
 };
 use tonic::transport::server::TcpConnectInfo;
-use tracing::{debug, info};
 
-use super::{Shared, batching::Batching, handshake::Handshake};
-use crate::call::CallService;
+use super::{
+    Shared,
+    batching::Batching,
+    handshake::{Handshake, Reads},
+    registry::{Closed, Entry},
+    stream,
+};
 
-/// Every call on a connection goes through the call layer to the routes.
-type Service = TowerToHyperService<CallService<tonic::service::Routes>>;
-
-/// Serves `stream` until it closes, or the server closes it.
-pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, info: TcpConnectInfo) {
+/// Serves `tcp` until it closes, or the server closes it, and says why it
+/// ended.
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    info: TcpConnectInfo,
+    entry: Arc<Entry>,
+) -> Closed {
     // A token of its own, so that waiting on it contends with no other
     // connection.
     let closing = shared.closing.child_token();
     tokio::select! {
         biased;
-        () = handshake_then_http2(&shared, stream, info) => {}
-        () = closing.cancelled() => debug!("Connection closed by the server"),
+        closed = handshake_then_http2(&shared, tcp, info, &entry) => closed,
+        () = closing.cancelled() => Closed::ByServer,
+        () = entry.evicted() => Closed::Evicted,
     }
 }
 
-async fn handshake_then_http2(shared: &Shared, stream: TcpStream, info: TcpConnectInfo) {
-    let peer = info.remote_addr();
-    let service = TowerToHyperService::new(shared.service.for_connection(info));
-    let stream = Handshake::new(stream, shared.handshake_timeout);
+async fn handshake_then_http2(
+    shared: &Shared,
+    tcp: TcpStream,
+    info: TcpConnectInfo,
+    entry: &Entry,
+) -> Closed {
+    // One deadline for the whole handshake: TLS, the HTTP/2 preface and
+    // the client's first SETTINGS frame.
+    let deadline = Instant::now() + shared.handshake_timeout;
     let Some(tls) = &shared.tls else {
-        return http2(shared, stream, service).await;
+        let io = Handshake::new(tcp, deadline, Arc::clone(&entry.reads));
+        return http2(shared, io, info, entry).await;
     };
-    match tokio::time::timeout(shared.handshake_timeout, tls.accept(stream)).await {
-        Ok(Ok(stream)) => http2(shared, stream, service).await,
-        Ok(Err(err)) => info!(peer = ?peer, error = %err, "TLS handshake failed"),
-        Err(_) => info!(peer = ?peer, "TLS handshake timed out"),
+    match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
+        Ok(Ok(stream)) => {
+            let io = Handshake::new(stream, deadline, Arc::clone(&entry.reads));
+            http2(shared, io, info, entry).await
+        }
+        Ok(Err(err)) => Closed::Tls(err.to_string()),
+        Err(_) => Closed::HandshakeTimeout,
     }
 }
 
 /// Serves HTTP/2 on `io` until the connection closes; drains it when the
 /// server says so.
-async fn http2<I>(shared: &Shared, io: I, service: Service)
+async fn http2<I>(shared: &Shared, io: I, info: TcpConnectInfo, entry: &Entry) -> Closed
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let reads = Arc::clone(&entry.reads);
     // Batching sits right under HTTP/2, above TLS: see its module docs.
-    let io = TokioIo::new(Batching::new(io));
-    let mut connection = pin!(shared.http2.serve_connection(io, service));
+    let io = Batching::new(io);
+    let handshake = shared.http2.handshake::<_, Bytes>(io);
+    let mut connection = match handshake.await {
+        Ok(connection) => connection,
+        Err(err) => return Closed::from_h2(&err, &reads),
+    };
+    let pings = connection.ping_pong();
+    let service = shared.service.for_connection(info);
     let draining = shared.draining.child_token();
-    let mut drain = pin!(draining.cancelled());
     let mut drained = false;
+    let keepalive = keepalive(pings, &reads, shared.keepalive);
+    let mut keepalive = std::pin::pin!(keepalive);
     loop {
         tokio::select! {
             biased;
-            result = connection.as_mut() => {
-                if let Err(err) = result {
-                    debug!(error = %err, "Connection ended with an error");
-                }
-                return;
-            }
-            () = &mut drain, if !drained => {
+            () = draining.cancelled(), if !drained => {
                 drained = true;
-                connection.as_mut().graceful_shutdown();
+                connection.graceful_shutdown();
             }
+            () = &mut keepalive => return Closed::KeepaliveTimeout,
+            accepted = connection.accept() => match accepted {
+                Some(Ok((request, respond))) => {
+                    tokio::spawn(stream::serve(service.clone(), request, respond));
+                }
+                Some(Err(err)) => return Closed::from_h2(&err, &reads),
+                None => return Closed::Done,
+            },
+        }
+    }
+}
+
+/// When to ping a quiet client, and how long to wait for its answer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Keepalive {
+    pub(super) interval: Duration,
+    pub(super) timeout: Duration,
+}
+
+/// Completes when the client fails to answer a ping: every interval in
+/// which it sent nothing, it is pinged.
+async fn keepalive(pings: Option<PingPong>, reads: &Reads, settings: Keepalive) {
+    let Some(mut pings) = pings else {
+        return std::future::pending().await;
+    };
+    if settings.interval.is_zero() {
+        return std::future::pending().await;
+    }
+    let mut heard = reads.bytes();
+    loop {
+        tokio::time::sleep(settings.interval).await;
+        let now = reads.bytes();
+        if now != heard {
+            heard = now;
+            continue;
+        }
+        match tokio::time::timeout(settings.timeout, pings.ping(Ping::opaque())).await {
+            Ok(Ok(_pong)) => heard = reads.bytes(),
+            // The connection is closing; its driver will say why.
+            Ok(Err(_)) => return std::future::pending().await,
+            Err(_) => return,
         }
     }
 }

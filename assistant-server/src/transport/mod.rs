@@ -1,36 +1,60 @@
-//! From sockets to HTTP/2: the accept loop, each connection's task, TLS,
-//! and write batching.
+//! From sockets to calls: the accept loop, each connection's task, each
+//! call's stream, TLS, and write batching. HTTP/2 is h2's, driven here
+//! directly rather than through hyper, so that the server decides how far a
+//! call may run ahead of its client and can end a call that its client has
+//! stopped reading ([`stream`]).
 //!
 //! Each accepted connection is served in a task of its own ([`connection`]),
 //! tracked so that shutdown can wait for them all. The server holds two
 //! hands on every connection: one asks it to drain (HTTP/2 GOAWAY: start
 //! no new calls, close once the calls in flight are done), the other closes
-//! it at once, by dropping the connection's future in its task.
+//! it at once, by dropping the connection in its task.
 //!
-//! Accept errors, such as running out of file descriptors, are logged and
-//! retried after a pause instead of spinning.
+//! What a client can make the server hold is bounded here: connections
+//! ([`registry`]), the time to finish a handshake ([`handshake`]), the
+//! bytes each stream may have queued (`MAX_SEND_BUFFER`), and the
+//! log lines an abusive connection can cause (one, when it is closed).
 
 mod batching;
 mod connection;
 mod handshake;
+mod limits;
 mod listen;
+mod registry;
+mod stream;
 mod tls;
 
 use std::{sync::Arc, time::Duration};
 
-use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::{io::AsyncWriteExt, net::TcpListener, sync::Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{service::Routes, transport::server::Connected};
-use tracing::warn;
 
-pub(crate) use self::listen::listen;
-use crate::{call::CallService, config::Config};
+use self::{connection::Keepalive, registry::Registry};
+pub(crate) use self::{limits::raise_fd_limit, listen::listen};
+use crate::{call::CallService, config::Config, ops::logging::RateLimited};
 
 /// How long to wait before accepting again after an accept error.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// The most response bytes HTTP/2 may hold queued for one stream, beyond
+/// what is on its way. A call waits for room before producing more, so a
+/// client that does not read holds at most this much, and one frame more.
+const MAX_SEND_BUFFER: usize = 16 * 1024;
+
+/// The HTTP/2 receive windows: requests are small (4 KiB at most a
+/// message), so a client needs no more to send them, and may not make the
+/// server hold more unread.
+const STREAM_WINDOW: u32 = 64 * 1024;
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// The largest header block the server accepts.
+const MAX_HEADER_LIST: u32 = 16 * 1024;
+
+/// Refusals being written at once; past this, a refused connection is
+/// simply closed.
+const MAX_REFUSALS: usize = 32;
 
 /// The server's connections: how each is served, and a hand on all of
 /// them. Cheap to clone.
@@ -40,33 +64,39 @@ pub(crate) struct Connections {
 }
 
 struct Shared {
-    http2: http2::Builder<TokioExecutor>,
+    http2: h2::server::Builder,
     service: CallService<Routes>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    keepalive: Keepalive,
+    registry: Registry,
+    refusals: Arc<Semaphore>,
     /// Every connection's task.
     tasks: TaskTracker,
     /// Cancelled when the connections should drain.
     draining: CancellationToken,
     /// Cancelled when the connections should close at once.
     closing: CancellationToken,
+    /// Lines about connections closed for abuse, and accept errors.
+    log: RateLimited,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connections")
             .field("tls", &self.tls.is_some())
-            .field("open", &self.tasks.len())
+            .field("open", &self.registry.open())
             .finish_non_exhaustive()
     }
 }
 
 impl Connections {
-    /// Connections served as `config` says, each call through `service`;
-    /// `closing` closes them all at once.
+    /// Connections served as `config` says, each call through `service`,
+    /// at most `max_connections` at once; `closing` closes them all.
     pub(crate) fn new(
         config: &Config,
         service: CallService<Routes>,
+        max_connections: usize,
         closing: CancellationToken,
     ) -> anyhow::Result<Self> {
         Ok(Self {
@@ -75,9 +105,16 @@ impl Connections {
                 service,
                 tls: tls::acceptor(config)?,
                 handshake_timeout: config.handshake_timeout,
+                keepalive: Keepalive {
+                    interval: config.keepalive_interval,
+                    timeout: config.keepalive_timeout,
+                },
+                registry: Registry::new(max_connections),
+                refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
                 tasks: TaskTracker::new(),
                 draining: CancellationToken::new(),
                 closing,
+                log: RateLimited::new(),
             }),
         })
     }
@@ -91,25 +128,61 @@ impl Connections {
     /// of its own. Dropping the future closes the listening socket.
     pub(crate) async fn accept(&self, listener: TcpListener) {
         loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let info = stream.connect_info();
-                    // gRPC's small messages must not wait for Nagle's
-                    // algorithm (about 40 ms per call, measured).
-                    let _ = stream.set_nodelay(true);
-                    let shared = Arc::clone(&self.shared);
-                    self.shared
-                        .tasks
-                        .spawn(connection::serve(shared, stream, info));
-                }
+            let tcp = match listener.accept().await {
+                Ok((tcp, _)) => tcp,
                 Err(err) => {
                     // EMFILE and friends persist until some connection
                     // closes; accepting again at once would spin a core.
-                    warn!(error = %err, "Cannot accept a connection; pausing before the next");
+                    self.shared.log.warn(format_args!(
+                        "Cannot accept a connection ({err}); pausing before the next"
+                    ));
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
                 }
-            }
+            };
+            let info = tcp.connect_info();
+            let Some(entry) = self.shared.registry.admit() else {
+                self.refuse(tcp);
+                continue;
+            };
+            // gRPC's small messages must not wait for Nagle's algorithm
+            // (about 40 ms per call, measured).
+            let _ = tcp.set_nodelay(true);
+            let shared = Arc::clone(&self.shared);
+            self.shared.tasks.spawn(async move {
+                let peer = info.remote_addr();
+                let closed =
+                    connection::serve(Arc::clone(&shared), tcp, info, Arc::clone(&entry)).await;
+                shared.registry.closed(&entry);
+                if let Some(why) = closed.abuse(shared.registry.max()) {
+                    shared.log.info(format_args!(
+                        "Closed the connection from {}: {why}",
+                        peer.map_or_else(|| "an unknown peer".into(), |peer| peer.to_string())
+                    ));
+                }
+            });
         }
+    }
+
+    /// Refuses a connection at the cap, saying why in an HTTP/2 GOAWAY,
+    /// unless too many refusals are being written already.
+    fn refuse(&self, mut tcp: tokio::net::TcpStream) {
+        let max = self.shared.registry.max();
+        self.shared.log.info(format_args!(
+            "Refused a connection: the server is at its limit of {max} connections"
+        ));
+        let Ok(permit) = Arc::clone(&self.shared.refusals).try_acquire_owned() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let goaway = refusal(max);
+            let write = async {
+                tcp.write_all(&goaway).await?;
+                tcp.shutdown().await
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+        });
     }
 
     /// Tells every connection to start no new calls (HTTP/2 GOAWAY), and
@@ -131,13 +204,47 @@ impl Connections {
     }
 }
 
+/// The bytes that refuse a connection: the server's SETTINGS (HTTP/2
+/// requires them first), then GOAWAY with ENHANCE_YOUR_CALM and a reason.
+fn refusal(max: usize) -> Vec<u8> {
+    let reason = format!("the server is at its limit of {max} connections; try again later");
+    let mut bytes = vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    let len = 8 + reason.len() as u32;
+    bytes.extend_from_slice(&len.to_be_bytes()[1..]);
+    bytes.extend_from_slice(&[0x7, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&0u32.to_be_bytes()); // last stream id
+    bytes.extend_from_slice(&0xbu32.to_be_bytes()); // ENHANCE_YOUR_CALM
+    bytes.extend_from_slice(reason.as_bytes());
+    bytes
+}
+
 /// The HTTP/2 settings for every connection.
-fn http2_settings(config: &Config) -> http2::Builder<TokioExecutor> {
-    let mut builder = http2::Builder::new(TokioExecutor::new());
+fn http2_settings(config: &Config) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .max_concurrent_streams(config.max_concurrent_streams)
-        .keep_alive_interval(config.keepalive_interval)
-        .keep_alive_timeout(config.keepalive_timeout);
+        .max_send_buffer_size(MAX_SEND_BUFFER)
+        .max_header_list_size(MAX_HEADER_LIST)
+        // hyper's limits on reset streams, which answer Rapid Reset.
+        .max_local_error_reset_streams(Some(1024));
     builder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_settings_then_a_goaway_that_says_why() {
+        let bytes = refusal(7);
+        assert_eq!(&bytes[..9], &[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let goaway = &bytes[9..];
+        let len = u32::from_be_bytes([0, goaway[0], goaway[1], goaway[2]]) as usize;
+        assert_eq!(goaway[3], 0x7, "a GOAWAY frame");
+        assert_eq!(goaway.len(), 9 + len);
+        assert_eq!(&goaway[13..17], &[0, 0, 0, 0xb], "ENHANCE_YOUR_CALM");
+        assert!(String::from_utf8_lossy(&goaway[17..]).contains("limit of 7 connections"));
+    }
 }

@@ -5,6 +5,7 @@
 
 mod call_lines;
 mod fields;
+mod rate;
 mod timestamp;
 
 use std::io::IsTerminal;
@@ -12,6 +13,7 @@ use std::io::IsTerminal;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
+pub(crate) use self::rate::RateLimited;
 use self::{call_lines::CallLines, fields::LogFields};
 use crate::config::LogFormat;
 

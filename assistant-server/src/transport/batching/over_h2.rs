@@ -1,9 +1,8 @@
-//! Batching under a real hyper HTTP/2 server connection, on a transport
-//! that counts its writes: frames coalesce, and a response's last frame
-//! is never left in the buffer.
+//! Batching under a real h2 server connection, on a transport that counts
+//! its writes: frames coalesce, and a response's last frame is never left
+//! in the buffer.
 
 use std::{
-    convert::Infallible,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -12,14 +11,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::StreamBody;
-use hyper::{body::Frame, server::conn::http2, service::service_fn};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::{
     io::DuplexStream,
     sync::{Semaphore, mpsc},
 };
-use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tokio_stream::StreamExt;
 
 use super::*;
 
@@ -67,31 +63,53 @@ impl AsyncWrite for Counting {
     }
 }
 
-/// What a response's body is made of.
-type Body = StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>;
+/// What a response is made of: data frames, then trailers.
+enum Part {
+    Data(Bytes),
+    Trailers(http::HeaderMap),
+}
 
 /// Serves one HTTP/2 connection on `io`, with or without batching; each
-/// request is answered with the body the next receiver in `bodies` yields.
-fn serve(io: Counting, batched: bool, bodies: mpsc::Receiver<Body>) {
-    let bodies = Arc::new(tokio::sync::Mutex::new(bodies));
-    let service = service_fn(move |_request| {
-        let bodies = Arc::clone(&bodies);
-        async move {
-            let body = bodies
-                .lock()
-                .await
-                .recv()
-                .await
-                .expect("a body per request");
-            Ok::<_, Infallible>(http::Response::new(body))
-        }
-    });
-    let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder.timer(TokioTimer::new());
+/// request is answered with the parts the next receiver in `bodies`
+/// yields.
+fn serve(io: Counting, batched: bool, bodies: mpsc::Receiver<mpsc::Receiver<Part>>) {
     if batched {
-        tokio::spawn(builder.serve_connection(TokioIo::new(Batching::new(io)), service));
+        tokio::spawn(serve_on(Batching::new(io), bodies));
     } else {
-        tokio::spawn(builder.serve_connection(TokioIo::new(io), service));
+        tokio::spawn(serve_on(io, bodies));
+    }
+}
+
+async fn serve_on<T>(io: T, mut bodies: mpsc::Receiver<mpsc::Receiver<Part>>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut connection = h2::server::handshake(io).await.unwrap();
+    while let Some(Ok((_request, mut respond))) = connection.accept().await {
+        let mut parts = bodies.recv().await.expect("a body per request");
+        tokio::spawn(async move {
+            let mut send = respond
+                .send_response(http::Response::new(()), false)
+                .unwrap();
+            while let Some(part) = parts.recv().await {
+                match part {
+                    Part::Data(data) => {
+                        send.reserve_capacity(data.len());
+                        while send.capacity() < data.len() {
+                            std::future::poll_fn(|cx| send.poll_capacity(cx))
+                                .await
+                                .unwrap()
+                                .unwrap();
+                        }
+                        send.send_data(data, false).unwrap();
+                    }
+                    Part::Trailers(trailers) => {
+                        send.send_trailers(trailers).unwrap();
+                        return;
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -156,13 +174,10 @@ async fn writes_for_a_burst(batched: bool, frames: usize) -> usize {
     let (tx, rx) = mpsc::channel(frames + 1);
     let chunk = Bytes::from(vec![b'x'; 8 * 1024]);
     for _ in 0..frames {
-        tx.try_send(Ok(Frame::data(chunk.clone()))).unwrap();
+        tx.try_send(Part::Data(chunk.clone())).unwrap();
     }
-    tx.try_send(Ok(Frame::trailers(trailers()))).unwrap();
-    bodies_tx
-        .send(StreamBody::new(ReceiverStream::new(rx)))
-        .await
-        .unwrap();
+    tx.try_send(Part::Trailers(trailers())).unwrap();
+    bodies_tx.send(rx).await.unwrap();
 
     let (data, trailers) = tokio::time::timeout(PATIENCE, fetch(&mut client))
         .await
@@ -213,7 +228,7 @@ async fn every_frame_of_a_trickle_arrives_without_waiting_for_the_next() {
                 if i > 0 {
                     received.acquire().await.unwrap().forget();
                 }
-                Ok(Frame::data(Bytes::from(vec![i; 100])))
+                Part::Data(Bytes::from(vec![i; 100]))
             }
         })
     };
@@ -225,12 +240,9 @@ async fn every_frame_of_a_trickle_arrives_without_waiting_for_the_next() {
                 return;
             }
         }
-        let _ = tx.send(Ok(Frame::trailers(trailers()))).await;
+        let _ = tx.send(Part::Trailers(trailers())).await;
     });
-    bodies_tx
-        .send(StreamBody::new(ReceiverStream::new(rx)))
-        .await
-        .unwrap();
+    bodies_tx.send(rx).await.unwrap();
 
     let request = http::Request::post("http://localhost/").body(()).unwrap();
     let (response, _) = client.send_request(request, true).unwrap();

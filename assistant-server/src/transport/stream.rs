@@ -1,0 +1,230 @@
+//! Serving one HTTP/2 stream: one call, from its request to its last
+//! frame.
+//!
+//! The response is sent as HTTP/2 flow control lets it go: a frame is
+//! taken from the call's body, then waits for send capacity, and only then
+//! is the next one taken, so a call runs at most one frame ahead of its
+//! client. While a frame waits, the call layer's deadline and shutdown
+//! still apply: past either, the stream is reset (RST_STREAM CANCEL), the
+//! call's body is dropped, and what the call held is freed. No trailers
+//! can be sent then: they would queue behind the data the client is not
+//! reading.
+//!
+//! A frame that waits for its client longer than a moment is a stall, and
+//! the server says so, once when it begins and once when the client reads
+//! again: backpressure a learner can see in the log.
+
+use std::{convert::Infallible, future::poll_fn, pin::Pin, task::Poll, time::Duration};
+
+use bytes::Bytes;
+use h2::{Reason, RecvStream, SendStream, server::SendResponse};
+use http_body::{Body, Frame};
+use tokio::time::Instant;
+use tonic::{Status, service::Routes};
+use tower_service::Service;
+use tracing::info;
+
+use crate::call::{CallBody, CallService, EndEarly};
+
+/// Serves one call on its stream.
+pub(super) async fn serve(
+    mut service: CallService<Routes>,
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let request = request.map(|recv| IncomingBody {
+        recv,
+        data_done: false,
+    });
+    let ready: Result<(), Infallible> =
+        poll_fn(|cx| Service::<http::Request<IncomingBody>>::poll_ready(&mut service, cx)).await;
+    let Ok(()) = ready;
+    let response = match service.call(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    // A call that failed before its first message answers in headers
+    // alone (a "trailers-only" response).
+    let end_of_stream = body.is_end_stream();
+    let Ok(send) = respond.send_response(http::Response::from_parts(parts, ()), end_of_stream)
+    else {
+        return;
+    };
+    if !end_of_stream {
+        pump(body, send).await;
+    }
+}
+
+/// How long a stream must wait for its client before the wait is a stall
+/// worth a log line: shorter waits are HTTP/2 going about its business.
+const STALL_NOTICE: Duration = Duration::from_millis(100);
+
+/// What became of a frame waiting for send capacity.
+enum Waited {
+    Sent,
+    /// The stream is gone (the client reset it or left).
+    Gone,
+    /// The call had to end first.
+    Ended(EndEarly),
+}
+
+/// Sends `body` on `send`, as flow control allows; see the [module
+/// docs](self).
+async fn pump(mut body: CallBody, mut send: SendStream<Bytes>) {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            // The client reset the stream, or its connection went: the
+            // body is dropped, and the call layer logs that it went away.
+            _ = poll_fn(|cx| send.poll_reset(cx)) => return,
+            frame = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => frame,
+        };
+        let data = match frame {
+            None => {
+                let _ = send.send_data(Bytes::new(), true);
+                return;
+            }
+            Some(Err(_)) => {
+                send.send_reset(Reason::INTERNAL_ERROR);
+                return;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let _ = send.send_trailers(trailers);
+                    }
+                    return;
+                }
+            },
+        };
+        if data.is_empty() {
+            continue;
+        }
+        match wait_for_capacity(&mut body, &mut send).await {
+            Waited::Sent => {}
+            Waited::Gone => return,
+            Waited::Ended(why) => {
+                body.end_early(why);
+                send.send_reset(Reason::CANCEL);
+                return;
+            }
+        }
+        if send.send_data(data, false).is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits until the stream may send a frame, or the call must end first.
+async fn wait_for_capacity(body: &mut CallBody, send: &mut SendStream<Bytes>) -> Waited {
+    // A claim of one byte, as hyper makes: claiming the whole frame would
+    // pin connection-level window a stalled stream cannot use. h2 raises
+    // the claim to the frame's length when it is sent.
+    send.reserve_capacity(1);
+    if send.capacity() > 0 {
+        return Waited::Sent;
+    }
+    let (deadline, ending) = body.must_end_by();
+    let ending = ending.cloned();
+    let deadline_passed = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    let shutdown = async {
+        match &ending {
+            Some(ending) => ending.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    let capacity = poll_fn(|cx| {
+        loop {
+            match send.poll_capacity(cx) {
+                Poll::Ready(Some(Ok(0))) => continue,
+                Poll::Ready(Some(Ok(_))) => return Poll::Ready(Waited::Sent),
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Waited::Gone),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    });
+    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        return Waited::Ended(EndEarly::Deadline);
+    }
+    let mut deadline_passed = std::pin::pin!(deadline_passed);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut capacity = std::pin::pin!(capacity);
+    let waiting_since = Instant::now();
+    let notice = tokio::time::sleep(STALL_NOTICE);
+    let mut notice = std::pin::pin!(notice);
+    let mut noticed = false;
+    let waited = loop {
+        tokio::select! {
+            biased;
+            () = &mut deadline_passed => break Waited::Ended(EndEarly::Deadline),
+            () = &mut shutdown => break Waited::Ended(EndEarly::Shutdown),
+            waited = &mut capacity => break waited,
+            () = &mut notice, if !noticed => {
+                noticed = true;
+                body.in_span(|client, bytes| {
+                    info!("Waiting for {client} to read: the window is full after {bytes} bytes");
+                });
+            }
+        }
+    };
+    if noticed && matches!(waited, Waited::Sent) {
+        let waited_s = waiting_since.elapsed().as_secs_f64();
+        body.in_span(|client, _| info!("{client} is reading again after {waited_s:.1} s"));
+    }
+    waited
+}
+
+/// A request body: what the client sends on the stream, handed on as it
+/// arrives, with the flow-control window given back as it is taken.
+#[derive(Debug)]
+pub(super) struct IncomingBody {
+    recv: RecvStream,
+    data_done: bool,
+}
+
+/// The status of a request that failed with `err`: the client went away.
+fn gone(err: &h2::Error) -> Status {
+    if err.is_reset() {
+        Status::cancelled("the client reset the call")
+    } else {
+        Status::cancelled(format!("the client's connection ended: {err}"))
+    }
+}
+
+impl Body for IncomingBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        if !this.data_done {
+            match std::task::ready!(this.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = this.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(err)) => return Poll::Ready(Some(Err(gone(&err)))),
+                None => this.data_done = true,
+            }
+        }
+        match std::task::ready!(this.recv.poll_trailers(cx)) {
+            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Ok(None) => Poll::Ready(None),
+            Err(err) => Poll::Ready(Some(Err(gone(&err)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
+    }
+}
