@@ -55,6 +55,7 @@ mod ops;
 mod server;
 mod services;
 mod transport;
+mod wire;
 
 pub use crate::{
     call::Calls,

@@ -94,7 +94,7 @@ impl Server {
         let port = listener.local_addr()?.port();
 
         let health = Health::serving();
-        let routes = services::routes(library, &config, &health)?;
+        let routes = services::Router::new(library, &config, &health)?;
         let endings = Endings::default();
         let service = CallService::new(routes, calls.clone(), config.max_calls, endings.clone());
         let (open_files, default_connections) = transport::raise_fd_limit();

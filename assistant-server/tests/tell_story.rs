@@ -275,3 +275,32 @@ async fn shutdown_ends_calls_in_flight_with_unavailable_after_their_bytes() {
     assert_eq!(status.message(), "server shutting down");
     assert_eq!(calls.active(), 0);
 }
+
+#[tokio::test]
+async fn the_direct_story_path_sends_the_bytes_tonic_would() {
+    // With --compress-responses, stories go through tonic's encoder (to a
+    // client that accepts no compression, uncompressed); without it,
+    // through the server's own framing. On the wire, the same bytes.
+    let request = b"\x00\x00\x00\x00\x12\x0a\x07Peter S\x12\x07SUSTech";
+    let mut answers = Vec::new();
+    for compress_responses in [false, true] {
+        let config = Config {
+            compress_responses,
+            ..fast_config()
+        };
+        let server = TestServer::start(config).await.unwrap();
+        let (status, headers, body) = assistant_test_support::raw::h2_call_with(
+            &server,
+            "/assistant.AssistantService/TellStory",
+            &[],
+            &request[..],
+            true,
+        )
+        .await;
+        assert_eq!(status, Code::Cancelled as i32);
+        assert_eq!(headers["content-type"], "application/grpc");
+        answers.push(body);
+    }
+    assert!(answers[0].len() > ALICE.len());
+    assert!(answers[0] == answers[1], "the two paths' bytes differ");
+}

@@ -13,20 +13,21 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Code, Status};
 
 use super::{deadline::deadline_exceeded, record::Record, shutting_down};
+use crate::wire::{Chunk, ResponseBody};
 
 /// A response body that ends early on deadline or shutdown, and records
 /// what passed through it.
 pub(crate) struct CallBody {
     /// `None` once ended early: dropping the handler's stream is what stops
     /// its work.
-    inner: Option<tonic::body::Body>,
+    inner: Option<ResponseBody>,
     /// `None` for a call refused before it started.
     record: Option<Record>,
     deadline: Option<Instant>,
@@ -58,7 +59,7 @@ impl std::fmt::Debug for CallBody {
 
 impl CallBody {
     /// Wraps the handler's body `inner`, which must end by `deadline`.
-    pub(super) fn new(inner: tonic::body::Body, record: Record, deadline: Option<Instant>) -> Self {
+    pub(super) fn new(inner: ResponseBody, record: Record, deadline: Option<Instant>) -> Self {
         Self {
             inner: Some(inner),
             record: Some(record),
@@ -73,7 +74,7 @@ impl CallBody {
     /// no deadline.
     pub(super) fn unrecorded(inner: tonic::body::Body) -> Self {
         Self {
-            inner: Some(inner),
+            inner: Some(ResponseBody::Tonic(inner)),
             record: None,
             deadline: None,
             deadline_sleep: None,
@@ -150,7 +151,7 @@ impl CallBody {
     }
 
     /// Ends the stream now with `status`, as trailers.
-    fn end(&mut self, status: Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    fn end(&mut self, status: Status) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
         self.inner = None;
         let status = match &mut self.record {
             Some(record) => record.end_early(status),
@@ -163,7 +164,7 @@ impl CallBody {
         }
     }
 
-    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
         let Some(inner) = &mut self.inner else {
             return Poll::Ready(None);
         };
@@ -178,8 +179,12 @@ impl CallBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     record.bytes += data.remaining() as u64;
-                    // Responses have no size limit of ours to check.
-                    let _ = record.messages.feed(data.chunk());
+                    if data.is_one_message() {
+                        record.messages.count_one();
+                    } else {
+                        // Responses have no size limit of ours to check.
+                        let _ = record.messages.feed(data.chunk());
+                    }
                 } else if let Some(trailers) = frame.trailers_ref() {
                     record.status =
                         Some(Status::from_header_map(trailers).map_or(Code::Ok, |s| s.code()));
@@ -207,13 +212,13 @@ impl CallBody {
 }
 
 impl Body for CallBody {
-    type Data = Bytes;
+    type Data = Chunk;
     type Error = Status;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    ) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
         let this = &mut *self;
         let span = this.record.as_ref().map(|record| record.span.clone());
         let _entered = span.as_ref().map(tracing::Span::enter);

@@ -52,6 +52,11 @@ impl FrameCounter {
         self.count
     }
 
+    /// Counts one whole message, given apart from any other.
+    pub(super) fn count_one(&mut self) {
+        self.count += 1;
+    }
+
     /// Counts what `data` holds; fails with the length a message header
     /// claims, if that is over the limit.
     pub(super) fn feed(&mut self, mut data: &[u8]) -> Result<(), u64> {

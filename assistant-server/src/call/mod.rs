@@ -44,6 +44,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Status, transport::server::TcpConnectInfo};
 use tracing::{Instrument, field, info, info_span};
 
+use crate::wire::ResponseBody;
+
 pub use self::calls::Calls;
 pub(crate) use self::{
     body::{CallBody, EndEarly},
@@ -122,7 +124,7 @@ impl<S, B> tower_service::Service<http::Request<B>> for CallService<S>
 where
     S: tower_service::Service<
             http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
+            Response = http::Response<ResponseBody>,
             Error = Infallible,
         > + Clone
         + Send

@@ -69,6 +69,11 @@ impl Story {
         &self.version
     }
 
+    /// [`Story::version`], shared rather than borrowed.
+    pub(crate) fn shared_version(&self) -> Arc<str> {
+        Arc::clone(&self.version)
+    }
+
     /// The text in pieces of at most `size` bytes, each a zero-copy slice.
     ///
     /// # Panics

@@ -9,7 +9,7 @@
 //!
 //! To add an RPC, add it to a `.proto` file in `proto/`, implement it in
 //! the service's file here, and, for a new service, register it in
-//! [`routes`]. The call layer (`crate::call`) then gives it a span, limits,
+//! [`Router::new`]. The call layer (`crate::call`) then gives it a span, limits,
 //! a deadline and a log line without further work.
 
 mod chat;
@@ -19,7 +19,12 @@ mod reflection;
 mod story;
 mod validate;
 
-use std::time::Duration;
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use assistant_proto::{
     assistant::assistant_service_server::AssistantServiceServer,
@@ -28,7 +33,7 @@ use assistant_proto::{
 use tonic::{codec::CompressionEncoding, server::NamedService, service::Routes};
 
 use self::{chat::Chat, greeter::Greeting, health::Health, story::Assistant};
-use crate::{call::MAX_REQUEST_BYTES, config::Config, library::Library};
+use crate::{call::MAX_REQUEST_BYTES, config::Config, library::Library, wire::ResponseBody};
 
 /// The names of the application's services, as health reports them.
 pub(crate) const SERVICES: [&str; 3] = [
@@ -63,20 +68,64 @@ macro_rules! configured {
 
 /// Every service the server answers, by path: the application's, health
 /// (as `health` reports it) and reflection.
-pub(crate) fn routes(library: Library, config: &Config, health: &Health) -> anyhow::Result<Routes> {
-    Ok(Routes::new(health.service())
-        .add_service(reflection::v1()?)
-        .add_service(reflection::v1alpha()?)
-        .add_service(configured!(
-            AssistantServiceServer::new(Assistant::new(library, config)),
-            config
-        ))
-        .add_service(configured!(GreeterServer::new(Greeting), config))
-        .add_service(configured!(
-            ChatServiceServer::new(Chat::new(config)),
-            config
-        ))
-        .prepare())
+#[derive(Debug, Clone)]
+pub(crate) struct Router {
+    routes: Routes,
+    /// `TellStory` answered directly ([`story::direct`]); `None` when
+    /// responses are compressed, which only tonic's encoder does.
+    direct_story: Option<Assistant>,
+}
+
+impl Router {
+    pub(crate) fn new(library: Library, config: &Config, health: &Health) -> anyhow::Result<Self> {
+        let assistant = Assistant::new(library, config);
+        let routes = Routes::new(health.service())
+            .add_service(reflection::v1()?)
+            .add_service(reflection::v1alpha()?)
+            .add_service(configured!(
+                AssistantServiceServer::new(assistant.clone()),
+                config
+            ))
+            .add_service(configured!(GreeterServer::new(Greeting), config))
+            .add_service(configured!(
+                ChatServiceServer::new(Chat::new(config)),
+                config
+            ))
+            .prepare();
+        Ok(Self {
+            routes,
+            direct_story: (!config.compress_responses).then_some(assistant),
+        })
+    }
+}
+
+type RouterFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, Infallible>> + Send>>;
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Router {
+    type Response = http::Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = RouterFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(&mut self.routes, cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> RouterFuture {
+        if let Some(assistant) = &self.direct_story
+            && request.uri().path() == story::direct::PATH
+        {
+            let assistant = assistant.clone();
+            return Box::pin(
+                async move { Ok(story::direct::tell_story(assistant, request).await) },
+            );
+        }
+        let answer = self.routes.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            Ok(response.map(ResponseBody::Tonic))
+        })
+    }
 }
 
 /// Waits `delay`; no timer at all for zero.

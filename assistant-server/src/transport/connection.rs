@@ -11,7 +11,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use h2::{Ping, PingPong};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -19,6 +18,8 @@ use tokio::{
     time::Instant,
 };
 use tonic::transport::server::TcpConnectInfo;
+
+use crate::wire::Chunk;
 
 use super::{
     Shared,
@@ -79,7 +80,7 @@ where
     let reads = Arc::clone(&entry.reads);
     // Batching sits right under HTTP/2, above TLS: see its module docs.
     let io = Batching::new(io);
-    let handshake = shared.http2.handshake::<_, Bytes>(io);
+    let handshake = shared.http2.handshake::<_, Chunk>(io);
     let mut connection = match handshake.await {
         Ok(connection) => connection,
         Err(err) => return Closed::from_h2(&err, &reads),

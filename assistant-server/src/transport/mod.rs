@@ -29,11 +29,11 @@ use std::{sync::Arc, time::Duration};
 use tokio::{io::AsyncWriteExt, net::TcpListener, sync::Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tonic::{service::Routes, transport::server::Connected};
+use tonic::transport::server::Connected;
 
 use self::{connection::Keepalive, registry::Registry};
 pub(crate) use self::{limits::raise_fd_limit, listen::listen};
-use crate::{call::CallService, config::Config, ops::logging::RateLimited};
+use crate::{call::CallService, config::Config, ops::logging::RateLimited, services::Router};
 
 /// How long to wait before accepting again after an accept error.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -65,7 +65,7 @@ pub(crate) struct Connections {
 
 struct Shared {
     http2: h2::server::Builder,
-    service: CallService<Routes>,
+    service: CallService<Router>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     keepalive: Keepalive,
@@ -95,7 +95,7 @@ impl Connections {
     /// at most `max_connections` at once; `closing` closes them all.
     pub(crate) fn new(
         config: &Config,
-        service: CallService<Routes>,
+        service: CallService<Router>,
         max_connections: usize,
         closing: CancellationToken,
     ) -> anyhow::Result<Self> {

@@ -16,21 +16,25 @@
 
 use std::{convert::Infallible, future::poll_fn, pin::Pin, task::Poll, time::Duration};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use h2::{Reason, RecvStream, SendStream, server::SendResponse};
 use http_body::{Body, Frame};
 use tokio::time::Instant;
-use tonic::{Status, service::Routes};
+use tonic::Status;
 use tower_service::Service;
 use tracing::info;
 
-use crate::call::{CallBody, CallService, EndEarly};
+use crate::{
+    call::{CallBody, CallService, EndEarly},
+    services::Router,
+    wire::Chunk,
+};
 
 /// Serves one call on its stream.
 pub(super) async fn serve(
-    mut service: CallService<Routes>,
+    mut service: CallService<Router>,
     request: http::Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    mut respond: SendResponse<Chunk>,
 ) {
     let request = request.map(|recv| IncomingBody {
         recv,
@@ -71,7 +75,7 @@ enum Waited {
 
 /// Sends `body` on `send`, as flow control allows; see the [module
 /// docs](self).
-async fn pump(mut body: CallBody, mut send: SendStream<Bytes>) {
+async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
     loop {
         let frame = tokio::select! {
             biased;
@@ -82,7 +86,7 @@ async fn pump(mut body: CallBody, mut send: SendStream<Bytes>) {
         };
         let data = match frame {
             None => {
-                let _ = send.send_data(Bytes::new(), true);
+                let _ = send.send_data(Chunk::Encoded(Bytes::new()), true);
                 return;
             }
             Some(Err(_)) => {
@@ -99,7 +103,7 @@ async fn pump(mut body: CallBody, mut send: SendStream<Bytes>) {
                 }
             },
         };
-        if data.is_empty() {
+        if !data.has_remaining() {
             continue;
         }
         match wait_for_capacity(&mut body, &mut send).await {
@@ -118,7 +122,7 @@ async fn pump(mut body: CallBody, mut send: SendStream<Bytes>) {
 }
 
 /// Waits until the stream may send a frame, or the call must end first.
-async fn wait_for_capacity(body: &mut CallBody, send: &mut SendStream<Bytes>) -> Waited {
+async fn wait_for_capacity(body: &mut CallBody, send: &mut SendStream<Chunk>) -> Waited {
     // A claim of one byte, as hyper makes: claiming the whole frame would
     // pin connection-level window a stalled stream cannot use. h2 raises
     // the claim to the frame's length when it is sent.

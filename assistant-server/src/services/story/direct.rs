@@ -1,0 +1,138 @@
+//! `TellStory` answered directly: the request read and checked as tonic
+//! would, and the response as [`StoryMessage`]s, each framed around a
+//! slice of the story with nothing copied (see [`crate::wire`]).
+//!
+//! Only the transport's side differs from tonic's: the same checks, the
+//! same statuses, the same bytes on the wire (a test compares them).
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use assistant_proto::assistant::{TellStoryRequest, TellStoryResponse};
+use http_body::{Body, Frame};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{
+    Status,
+    codec::{Codec, CompressionEncoding, Streaming},
+};
+
+use super::{Assistant, telling::Piece};
+use crate::{
+    call::{CallContext, MAX_REQUEST_BYTES},
+    wire::{Chunk, ResponseBody, StoryMessage},
+};
+
+/// The method this route answers.
+pub(crate) const PATH: &str = "/assistant.AssistantService/TellStory";
+
+/// Answers one `TellStory` call.
+pub(crate) async fn tell_story(
+    assistant: Assistant,
+    request: http::Request<tonic::body::Body>,
+) -> http::Response<ResponseBody> {
+    match answer(assistant, request).await {
+        Ok(body) => {
+            let mut response = http::Response::new(ResponseBody::Story(Box::pin(body)));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            response
+        }
+        Err(status) => status.into_http().map(ResponseBody::Tonic),
+    }
+}
+
+async fn answer(
+    assistant: Assistant,
+    request: http::Request<tonic::body::Body>,
+) -> Result<StoryBody, Status> {
+    let call = request
+        .extensions()
+        .get::<CallContext>()
+        .cloned()
+        .unwrap_or_default();
+    let encoding = request_encoding(request.headers())?;
+    let decoder =
+        tonic_prost::ProstCodec::<TellStoryResponse, TellStoryRequest>::default().decoder();
+    let mut messages = std::pin::pin!(Streaming::new_request(
+        decoder,
+        request.into_body(),
+        encoding,
+        Some(MAX_REQUEST_BYTES),
+    ));
+    let message = messages
+        .try_next()
+        .await?
+        .ok_or_else(|| Status::internal("Missing request message."))?;
+    let telling = assistant.begin(call, message).await?;
+    Ok(StoryBody {
+        pieces: Box::pin(telling.into_pieces()),
+        done: false,
+    })
+}
+
+/// How the request message is compressed, as tonic reads `grpc-encoding`.
+fn request_encoding(headers: &http::HeaderMap) -> Result<Option<CompressionEncoding>, Status> {
+    match headers
+        .get("grpc-encoding")
+        .map(http::HeaderValue::as_bytes)
+    {
+        None | Some(b"identity") => Ok(None),
+        Some(b"gzip") => Ok(Some(CompressionEncoding::Gzip)),
+        Some(b"zstd") => Ok(Some(CompressionEncoding::Zstd)),
+        Some(other) => Err(Status::unimplemented(format!(
+            "Content is compressed with `{}` which isn't supported",
+            String::from_utf8_lossy(other)
+        ))),
+    }
+}
+
+/// The story's messages, then trailers with the call's status.
+struct StoryBody {
+    pieces: Pin<Box<dyn Stream<Item = Result<Piece, Status>> + Send>>,
+    done: bool,
+}
+
+fn trailers(status: &Status) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
+    let mut trailers = http::HeaderMap::new();
+    match status.add_header(&mut trailers) {
+        Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+        Err(status) => Poll::Ready(Some(Err(status))),
+    }
+}
+
+impl Body for StoryBody {
+    type Data = Chunk;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match std::task::ready!(self.pieces.as_mut().poll_next(cx)) {
+            Some(Ok(piece)) => {
+                let version = piece.version.as_deref().unwrap_or_default();
+                let message = StoryMessage::new(piece.text, piece.offset, version);
+                Poll::Ready(Some(Ok(Frame::data(Chunk::Story(Box::new(message))))))
+            }
+            Some(Err(status)) => {
+                self.done = true;
+                trailers(&status)
+            }
+            None => {
+                self.done = true;
+                trailers(&Status::ok(""))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}

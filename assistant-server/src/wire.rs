@@ -1,0 +1,323 @@
+//! How response bytes reach HTTP/2: as tonic encoded them, or, for the
+//! story, as messages framed around the story's own bytes.
+//!
+//! tonic encodes each response message into a buffer of its own and hands
+//! HTTP/2 up to 32 KiB of them at a time: the story is copied once there,
+//! before the copy into the socket, and a stream holds that buffer while it
+//! waits. A [`StoryMessage`] is the message's few bytes of framing (the
+//! 5-byte gRPC prefix and the protobuf tags, lengths, offset and version),
+//! around a slice of the story held in memory: nothing is copied until the
+//! socket write, and a stream whose client is not reading holds a
+//! reference, not a copy.
+
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+use tonic::Status;
+
+/// Bytes of a response, ready for HTTP/2.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// As tonic encoded them.
+    Encoded(Bytes),
+    /// One story message.
+    Story(Box<StoryMessage>),
+}
+
+impl Chunk {
+    /// Whether this is one whole gRPC message.
+    pub(crate) fn is_one_message(&self) -> bool {
+        matches!(self, Self::Story(_))
+    }
+}
+
+impl Buf for Chunk {
+    fn remaining(&self) -> usize {
+        match self {
+            Self::Encoded(bytes) => bytes.remaining(),
+            Self::Story(message) => message.remaining(),
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            Self::Encoded(bytes) => bytes.chunk(),
+            Self::Story(message) => message.chunk(),
+        }
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        match self {
+            Self::Encoded(bytes) => bytes.advance(cnt),
+            Self::Story(message) => message.advance(cnt),
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        match self {
+            Self::Encoded(bytes) => bytes.chunks_vectored(dst),
+            Self::Story(message) => message.chunks_vectored(dst),
+        }
+    }
+}
+
+/// The most framing before a story message's text: the gRPC prefix (5),
+/// the text's tag (1) and length (at most 5).
+const HEAD: usize = 11;
+
+/// The most framing after it: the offset's tag and value (1 + 10), and the
+/// version's tag, length and text (1 + 1 + 64).
+const TAIL: usize = 77;
+
+/// The longest version a message can carry inline.
+pub(crate) const MAX_VERSION: usize = 64;
+
+/// One `TellStoryResponse`, framed for gRPC, around a slice of the story.
+#[derive(Debug)]
+pub(crate) struct StoryMessage {
+    head: [u8; HEAD],
+    head_len: u8,
+    text: Bytes,
+    tail: [u8; TAIL],
+    tail_len: u8,
+    /// Bytes already taken, across head, text and tail.
+    taken: usize,
+}
+
+fn put_varint(out: &mut [u8], at: &mut usize, mut value: u64) {
+    while value >= 0x80 {
+        out[*at] = (value as u8) | 0x80;
+        *at += 1;
+        value >>= 7;
+    }
+    out[*at] = value as u8;
+    *at += 1;
+}
+
+impl StoryMessage {
+    /// `TellStoryResponse { text_chunk: text, offset, story_version:
+    /// version }` as a gRPC message. Fields at their default value are left
+    /// out, as protobuf encoders do. A version longer than
+    /// [`MAX_VERSION`] is left out too: ours are 39 bytes.
+    pub(crate) fn new(text: Bytes, offset: u64, version: &str) -> Self {
+        let mut tail = [0; TAIL];
+        let mut tail_len = 0;
+        if offset != 0 {
+            tail[0] = 0x10; // field 2, varint
+            tail_len = 1;
+            put_varint(&mut tail, &mut tail_len, offset);
+        }
+        if !version.is_empty() && version.len() <= MAX_VERSION {
+            tail[tail_len] = 0x1a; // field 3, length-delimited
+            tail_len += 1;
+            put_varint(&mut tail, &mut tail_len, version.len() as u64);
+            tail[tail_len..tail_len + version.len()].copy_from_slice(version.as_bytes());
+            tail_len += version.len();
+        }
+        let mut head = [0; HEAD];
+        let mut head_len = 5;
+        if !text.is_empty() {
+            head[5] = 0x0a; // field 1, length-delimited
+            head_len += 1;
+            put_varint(&mut head, &mut head_len, text.len() as u64);
+        }
+        let message_len = (head_len - 5) + text.len() + tail_len;
+        // A story chunk is at most 1 MiB, so this always fits.
+        let message_len = u32::try_from(message_len).unwrap_or(u32::MAX);
+        head[1..5].copy_from_slice(&message_len.to_be_bytes());
+        Self {
+            head,
+            head_len: head_len as u8,
+            text,
+            tail,
+            tail_len: tail_len as u8,
+            taken: 0,
+        }
+    }
+
+    fn parts(&self) -> [&[u8]; 3] {
+        [
+            &self.head[..usize::from(self.head_len)],
+            &self.text,
+            &self.tail[..usize::from(self.tail_len)],
+        ]
+    }
+}
+
+impl Buf for StoryMessage {
+    fn remaining(&self) -> usize {
+        self.parts().iter().map(|part| part.len()).sum::<usize>() - self.taken
+    }
+
+    fn chunk(&self) -> &[u8] {
+        let mut skip = self.taken;
+        for part in self.parts() {
+            if skip < part.len() {
+                return &part[skip..];
+            }
+            skip -= part.len();
+        }
+        &[]
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        assert!(
+            cnt <= self.remaining(),
+            "advanced past the end of a message"
+        );
+        self.taken += cnt;
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut skip = self.taken;
+        let mut filled = 0;
+        for part in self.parts() {
+            if filled == dst.len() {
+                break;
+            }
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            dst[filled] = IoSlice::new(&part[skip..]);
+            skip = 0;
+            filled += 1;
+        }
+        filled
+    }
+}
+
+/// A response body, as a handler made it.
+pub(crate) enum ResponseBody {
+    /// tonic's encoded messages.
+    Tonic(tonic::body::Body),
+    /// The story's own messages.
+    Story(Pin<Box<dyn Body<Data = Chunk, Error = Status> + Send>>),
+}
+
+impl Default for ResponseBody {
+    fn default() -> Self {
+        Self::Tonic(tonic::body::Body::empty())
+    }
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tonic(_) => f.write_str("ResponseBody::Tonic"),
+            Self::Story(_) => f.write_str("ResponseBody::Story"),
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Chunk;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
+        match self.get_mut() {
+            Self::Tonic(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map(|frame| frame.map_data(Chunk::Encoded)))),
+            Self::Story(body) => body.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Tonic(body) => body.is_end_stream(),
+            Self::Story(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Tonic(body) => body.size_hint(),
+            Self::Story(body) => body.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use assistant_proto::assistant::TellStoryResponse;
+    use prost::Message;
+
+    use super::*;
+
+    fn bytes_of(mut buf: impl Buf) -> Vec<u8> {
+        let mut out = Vec::new();
+        while buf.has_remaining() {
+            let chunk = buf.chunk().to_vec();
+            out.extend_from_slice(&chunk);
+            buf.advance(chunk.len());
+        }
+        out
+    }
+
+    /// What tonic and prost would send for the same message.
+    fn framed_by_prost(message: &TellStoryResponse) -> Vec<u8> {
+        let encoded = message.encode_to_vec();
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&encoded);
+        framed
+    }
+
+    #[test]
+    fn messages_are_byte_for_byte_what_prost_encodes() {
+        let version = "sha256:84157c64cf991c7cd7f3fc39aa8fddef";
+        for (text, offset, version) in [
+            (vec![b'x'; 1024], 0, version),
+            (vec![b'y'; 1024], 45, ""),
+            (vec![b'z'; 12], 144_441, ""),
+            (vec![b'w'; 200_000], 1 << 40, version),
+            (Vec::new(), 7, ""),
+            (Vec::new(), 0, ""),
+        ] {
+            let ours = StoryMessage::new(Bytes::from(text.clone()), offset, version);
+            let theirs = framed_by_prost(&TellStoryResponse {
+                text_chunk: Bytes::from(text),
+                offset,
+                story_version: version.into(),
+            });
+            assert_eq!(ours.remaining(), theirs.len());
+            assert_eq!(bytes_of(ours), theirs, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn the_text_is_the_storys_own_memory() {
+        let story = Bytes::from_static(b"Alice was beginning to get very tired");
+        let message = StoryMessage::new(story.slice(6..), 6, "");
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(message.chunks_vectored(&mut slices), 3);
+        assert_eq!(slices[1].as_ptr(), story[6..].as_ptr());
+    }
+
+    #[test]
+    fn a_message_taken_in_pieces_yields_every_byte_once() {
+        let whole = bytes_of(StoryMessage::new(Bytes::from_static(b"hello"), 300, "v1"));
+        for step in 1..whole.len() {
+            let mut message = StoryMessage::new(Bytes::from_static(b"hello"), 300, "v1");
+            let mut out = Vec::new();
+            while message.has_remaining() {
+                let mut slices = [IoSlice::new(&[]); 2];
+                let n = message.chunks_vectored(&mut slices);
+                let first = &slices[..n][0];
+                let take = first.len().min(step);
+                out.extend_from_slice(&first[..take]);
+                message.advance(take);
+            }
+            assert_eq!(out, whole, "steps of {step}");
+        }
+    }
+}
