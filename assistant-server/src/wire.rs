@@ -25,14 +25,17 @@ use tonic::Status;
 pub(crate) enum Chunk {
     /// As tonic encoded them.
     Encoded(Bytes),
-    /// One story message.
-    Story(Box<StoryMessage>),
+    /// Story messages, whole, in order: as many as were ready at once.
+    Story(StoryMessages),
 }
 
 impl Chunk {
-    /// Whether this is one whole gRPC message.
-    pub(crate) fn is_one_message(&self) -> bool {
-        matches!(self, Self::Story(_))
+    /// How many whole gRPC messages this is, if it is whole messages.
+    pub(crate) fn messages(&self) -> Option<usize> {
+        match self {
+            Self::Encoded(_) => None,
+            Self::Story(messages) => Some(messages.messages.len()),
+        }
     }
 }
 
@@ -40,29 +43,98 @@ impl Buf for Chunk {
     fn remaining(&self) -> usize {
         match self {
             Self::Encoded(bytes) => bytes.remaining(),
-            Self::Story(message) => message.remaining(),
+            Self::Story(messages) => messages.remaining(),
         }
     }
 
     fn chunk(&self) -> &[u8] {
         match self {
             Self::Encoded(bytes) => bytes.chunk(),
-            Self::Story(message) => message.chunk(),
+            Self::Story(messages) => messages.chunk(),
         }
     }
 
     fn advance(&mut self, cnt: usize) {
         match self {
             Self::Encoded(bytes) => bytes.advance(cnt),
-            Self::Story(message) => message.advance(cnt),
+            Self::Story(messages) => messages.advance(cnt),
         }
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         match self {
             Self::Encoded(bytes) => bytes.chunks_vectored(dst),
-            Self::Story(message) => message.chunks_vectored(dst),
+            Self::Story(messages) => messages.chunks_vectored(dst),
         }
+    }
+}
+
+/// Story messages, one after another, as one buffer.
+#[derive(Debug, Default)]
+pub(crate) struct StoryMessages {
+    messages: Vec<StoryMessage>,
+    /// The first message not wholly taken.
+    next: usize,
+    remaining: usize,
+}
+
+impl StoryMessages {
+    /// Adds a message at the end.
+    pub(crate) fn push(&mut self, message: StoryMessage) {
+        self.remaining += message.remaining();
+        self.messages.push(message);
+    }
+
+    /// How many messages, taken or not.
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+}
+
+impl Buf for StoryMessages {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.messages
+            .get(self.next)
+            .map_or(&[], |message| message.chunk())
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(
+            cnt <= self.remaining,
+            "advanced past the end of the messages"
+        );
+        self.remaining -= cnt;
+        while cnt > 0 {
+            let message = &mut self.messages[self.next];
+            let here = message.remaining().min(cnt);
+            message.advance(here);
+            cnt -= here;
+            if !message.has_remaining() {
+                self.next += 1;
+            }
+        }
+        while self
+            .messages
+            .get(self.next)
+            .is_some_and(|m| !m.has_remaining())
+        {
+            self.next += 1;
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        for message in &self.messages[self.next..] {
+            if filled == dst.len() {
+                break;
+            }
+            filled += message.chunks_vectored(&mut dst[filled..]);
+        }
+        filled
     }
 }
 
@@ -291,6 +363,36 @@ mod tests {
             });
             assert_eq!(ours.remaining(), theirs.len());
             assert_eq!(bytes_of(ours), theirs, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn messages_in_one_buffer_are_each_message_in_turn() {
+        let make = || {
+            [
+                StoryMessage::new(Bytes::from_static(b"Hi there!\n\n"), 0, "v1"),
+                StoryMessage::new(Bytes::from_static(b"Once"), 12, ""),
+                StoryMessage::new(Bytes::from_static(b" upon a time"), 16, ""),
+            ]
+        };
+        let whole: Vec<u8> = make().into_iter().flat_map(bytes_of).collect();
+        for step in [1, 3, 7, 100] {
+            let mut messages = StoryMessages::default();
+            for message in make() {
+                messages.push(message);
+            }
+            assert_eq!(messages.remaining(), whole.len());
+            let mut out = Vec::new();
+            while messages.has_remaining() {
+                let mut slices = [IoSlice::new(&[]); 16];
+                let n = messages.chunks_vectored(&mut slices);
+                let gathered: Vec<u8> = slices[..n].iter().flat_map(|s| s.to_vec()).collect();
+                assert_eq!(gathered, whole[out.len()..], "all that is left, in order");
+                let take = messages.chunk().len().min(step);
+                out.extend_from_slice(&messages.chunk()[..take]);
+                messages.advance(take);
+            }
+            assert_eq!(out, whole, "steps of {step}");
         }
     }
 

@@ -179,8 +179,8 @@ impl CallBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     record.bytes += data.remaining() as u64;
-                    if data.is_one_message() {
-                        record.messages.count_one();
+                    if let Some(messages) = data.messages() {
+                        record.messages.count_whole(messages as u64);
                     } else {
                         // Responses have no size limit of ours to check.
                         let _ = record.messages.feed(data.chunk());

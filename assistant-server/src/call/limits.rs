@@ -52,9 +52,9 @@ impl FrameCounter {
         self.count
     }
 
-    /// Counts one whole message, given apart from any other.
-    pub(super) fn count_one(&mut self) {
-        self.count += 1;
+    /// Counts whole messages, given apart from the byte stream.
+    pub(super) fn count_whole(&mut self, messages: u64) {
+        self.count += messages;
     }
 
     /// Counts what `data` holds; fails with the length a message header

@@ -11,6 +11,7 @@ use std::{
 };
 
 use assistant_proto::assistant::{TellStoryRequest, TellStoryResponse};
+use bytes::Buf;
 use http_body::{Body, Frame};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{
@@ -21,7 +22,7 @@ use tonic::{
 use super::{Assistant, telling::Piece};
 use crate::{
     call::{CallContext, MAX_REQUEST_BYTES},
-    wire::{Chunk, ResponseBody, StoryMessage},
+    wire::{Chunk, ResponseBody, StoryMessage, StoryMessages},
 };
 
 /// The method this route answers.
@@ -70,6 +71,7 @@ async fn answer(
     let telling = assistant.begin(call, message).await?;
     Ok(StoryBody {
         pieces: Box::pin(telling.into_pieces()),
+        ending: None,
         done: false,
     })
 }
@@ -90,9 +92,15 @@ fn request_encoding(headers: &http::HeaderMap) -> Result<Option<CompressionEncod
     }
 }
 
+/// How many bytes of story messages one frame gathers, at most, from
+/// messages that are ready at once; a paced story sends each on its own.
+const FRAME: usize = 16 * 1024;
+
 /// The story's messages, then trailers with the call's status.
 struct StoryBody {
     pieces: Pin<Box<dyn Stream<Item = Result<Piece, Status>> + Send>>,
+    /// The status that ends the call, once the messages before it are out.
+    ending: Option<Status>,
     done: bool,
 }
 
@@ -112,24 +120,42 @@ impl Body for StoryBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
-        if self.done {
+        let this = &mut *self;
+        if this.done {
             return Poll::Ready(None);
         }
-        match std::task::ready!(self.pieces.as_mut().poll_next(cx)) {
-            Some(Ok(piece)) => {
-                let version = piece.version.as_deref().unwrap_or_default();
-                let message = StoryMessage::new(piece.text, piece.offset, version);
-                Poll::Ready(Some(Ok(Frame::data(Chunk::Story(Box::new(message))))))
-            }
-            Some(Err(status)) => {
-                self.done = true;
-                trailers(&status)
-            }
-            None => {
-                self.done = true;
-                trailers(&Status::ok(""))
+        if let Some(status) = this.ending.take() {
+            this.done = true;
+            return trailers(&status);
+        }
+        // Every message ready now goes in one frame, up to FRAME bytes:
+        // HTTP/2 frames and the work per frame are few, and none of it is
+        // more than flow control lets out (the transport waits for room
+        // before it takes the next frame).
+        let mut messages = StoryMessages::default();
+        while messages.remaining() < FRAME {
+            match this.pieces.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(piece))) => {
+                    let version = piece.version.as_deref().unwrap_or_default();
+                    messages.push(StoryMessage::new(piece.text, piece.offset, version));
+                }
+                Poll::Ready(Some(Err(status))) => {
+                    this.ending = Some(status);
+                    break;
+                }
+                Poll::Ready(None) => {
+                    this.ending = Some(Status::ok(""));
+                    break;
+                }
+                Poll::Pending if messages.len() == 0 => return Poll::Pending,
+                Poll::Pending => break,
             }
         }
+        if messages.len() == 0 {
+            // The story ended with nothing ready before its status.
+            return self.poll_frame(cx);
+        }
+        Poll::Ready(Some(Ok(Frame::data(Chunk::Story(messages)))))
     }
 
     fn is_end_stream(&self) -> bool {
