@@ -78,6 +78,18 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: Option<usize>,
 
+    /// Calls at most, at once, on one connection: its share of
+    /// --max-calls. Past it, the connection's calls are refused with
+    /// RESOURCE_EXHAUSTED. Health checks and reflection are exempt.
+    #[arg(long, default_value_t = 1024, value_name = "CALLS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_calls_per_connection: usize,
+
+    /// How long a call whose request is one message (all but CollectStream
+    /// and Chat) may take for that message to arrive.
+    #[arg(long, default_value = "5", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    pub request_timeout: Duration,
+
     /// HTTP/2 streams (calls) at most on one connection at once; clients
     /// wait for a free one, and a stream past it is refused.
     #[arg(long, default_value_t = 1024, value_name = "STREAMS",

@@ -4,10 +4,10 @@ use std::{future::Future, net::SocketAddr, pin::pin};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{
-    call::{CallService, Calls, Endings},
+    call::{CallService, Calls, Endings, Limits},
     config::Config,
     library::{Library, Story},
     ops::shutdown,
@@ -96,11 +96,22 @@ impl Server {
         let health = Health::serving();
         let routes = services::Router::new(library, &config, &health)?;
         let endings = Endings::default();
-        let service = CallService::new(routes, calls.clone(), config.max_calls, endings.clone());
+        let limits = Limits {
+            max_calls: config.max_calls,
+            max_calls_per_connection: config.max_calls_per_connection,
+            request_timeout: config.request_timeout,
+        };
+        let service = CallService::new(routes, calls.clone(), limits, endings.clone());
         let (open_files, default_connections) = transport::raise_fd_limit();
         let max_connections = config.max_connections.unwrap_or(default_connections);
         let connections = Connections::new(&config, service, max_connections, closing)?;
 
+        // A load balancer should not send calls a full server would refuse.
+        let fullness = tokio::spawn(health_follows_fullness(
+            health.clone(),
+            calls.clone(),
+            config.max_calls,
+        ));
         {
             let accepting = pin!(connections.accept(listener));
             info!("Server started on port {port}");
@@ -127,6 +138,7 @@ impl Server {
             // listening socket.
         }
 
+        fullness.abort();
         shutdown::run(shutdown::Serving {
             health: &health,
             connections: &connections,
@@ -136,6 +148,21 @@ impl Server {
         })
         .await;
         Ok(())
+    }
+}
+
+/// Reports NOT_SERVING while `calls` are at `max`, and SERVING again once a
+/// tenth of them have ended: a margin, so that health does not flap with
+/// each call that starts and ends at the limit.
+async fn health_follows_fullness(health: Health, calls: Calls, max: usize) {
+    let again_below = max.saturating_sub((max / 10).max(1)).max(1);
+    loop {
+        calls.wait_for(|active| active >= max).await;
+        warn!("At the limit of {max} calls: refusing new calls, and health reports NOT_SERVING");
+        health.not_serving();
+        calls.wait_for(|active| active < again_below.max(1)).await;
+        info!("Below the limit of calls again: health reports SERVING");
+        health.serving_again();
     }
 }
 

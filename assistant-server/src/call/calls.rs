@@ -5,18 +5,25 @@
 //! the client leaves. The count is observable, so shutdown, operators and
 //! tests can wait for it to reach zero instead of guessing with sleeps.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
 };
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// A shared count of calls in flight. Cloning it shares the count.
 #[derive(Debug, Clone)]
 pub struct Calls {
     active: Arc<watch::Sender<usize>>,
     ended_by_shutdown: Arc<AtomicU64>,
+    /// Calls whose request has not arrived yet, oldest first: the ones to
+    /// end when a new call needs a place.
+    awaiting_request: Arc<Mutex<BTreeMap<u64, CancellationToken>>>,
 }
 
 impl Default for Calls {
@@ -24,6 +31,7 @@ impl Default for Calls {
         Self {
             active: Arc::new(watch::channel(0).0),
             ended_by_shutdown: Arc::default(),
+            awaiting_request: Arc::default(),
         }
     }
 }
@@ -42,6 +50,40 @@ impl Calls {
         entered.then(|| Gauge {
             active: Arc::clone(&self.active),
         })
+    }
+
+    /// Counts a new call even past `max`, if a call still waiting for its
+    /// request can be ended to make room: the oldest such call is told to
+    /// end, and the count runs over until it has.
+    pub(crate) fn enter_making_room(&self, max: usize) -> Option<Gauge> {
+        if let Some(gauge) = self.enter(max) {
+            return Some(gauge);
+        }
+        let (_, evicted) = self
+            .awaiting_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_first()?;
+        evicted.cancel();
+        self.active.send_modify(|active| *active += 1);
+        Some(Gauge {
+            active: Arc::clone(&self.active),
+        })
+    }
+
+    /// Registers call `id` as waiting for its request; the token is
+    /// cancelled if the call must make room for another.
+    pub(crate) fn await_request(&self, id: u64) -> AwaitingRequest {
+        let evict = CancellationToken::new();
+        self.awaiting_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, evict.clone());
+        AwaitingRequest {
+            id,
+            evict,
+            registry: Arc::clone(&self.awaiting_request),
+        }
     }
 
     /// How many calls are running now.
@@ -71,6 +113,72 @@ impl Calls {
     }
 }
 
+/// A call waiting for its request, until dropped.
+#[derive(Debug)]
+pub(crate) struct AwaitingRequest {
+    id: u64,
+    /// Cancelled when the call must make room for another.
+    pub(crate) evict: CancellationToken,
+    registry: Arc<Mutex<BTreeMap<u64, CancellationToken>>>,
+}
+
+impl Drop for AwaitingRequest {
+    fn drop(&mut self) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// The calls of one connection: how many are running, and how many ended
+/// before their request arrived (for the line logged when it closes).
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionCalls {
+    active: AtomicUsize,
+    ended_before_request: AtomicU64,
+}
+
+impl ConnectionCalls {
+    /// Takes a place among this connection's calls, unless `max` are
+    /// running already.
+    pub(crate) fn enter(self: &Arc<Self>, max: usize) -> Option<ConnectionSeat> {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                (active < max).then_some(active + 1)
+            })
+            .ok()
+            .map(|_| ConnectionSeat(Arc::clone(self)))
+    }
+
+    /// Counts a call that ended before its request arrived.
+    pub(crate) fn ended_before_request(&self) {
+        self.ended_before_request.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many calls ended before their request arrived.
+    pub(crate) fn count_ended_before_request(&self) -> u64 {
+        self.ended_before_request.load(Ordering::Relaxed)
+    }
+}
+
+/// Holds one place among a connection's calls until dropped.
+#[derive(Debug)]
+pub(crate) struct ConnectionSeat(Arc<ConnectionCalls>);
+
+impl ConnectionSeat {
+    /// The connection's calls.
+    pub(crate) fn connection(&self) -> &ConnectionCalls {
+        &self.0
+    }
+}
+
+impl Drop for ConnectionSeat {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Holds one place in the count of [`Calls`] until dropped.
 #[derive(Debug)]
 pub(crate) struct Gauge {
@@ -86,6 +194,35 @@ impl Drop for Gauge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_server_makes_room_by_ending_the_oldest_call_still_awaiting_its_request() {
+        let calls = Calls::default();
+        let _a = calls.enter_making_room(2).unwrap();
+        let first_waiting = calls.await_request(1);
+        let _b = calls.enter_making_room(2).unwrap();
+        let second_waiting = calls.await_request(2);
+        let _c = calls.enter_making_room(2).expect("room made");
+        assert!(first_waiting.evict.is_cancelled());
+        assert!(!second_waiting.evict.is_cancelled());
+        assert_eq!(
+            calls.active(),
+            3,
+            "over the cap until the evicted call ends"
+        );
+        drop(second_waiting); // its request arrived
+        assert!(calls.enter_making_room(2).is_none(), "nobody left to end");
+    }
+
+    #[test]
+    fn a_connection_takes_no_more_than_its_share() {
+        let connection = Arc::new(ConnectionCalls::default());
+        let first = connection.enter(2).unwrap();
+        let _second = connection.enter(2).unwrap();
+        assert!(connection.enter(2).is_none());
+        drop(first);
+        assert!(connection.enter(2).is_some());
+    }
 
     #[tokio::test]
     async fn counts_calls_up_to_a_cap_until_their_gauges_drop() {

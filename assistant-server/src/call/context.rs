@@ -4,7 +4,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -21,6 +21,10 @@ struct ContextInner {
     peer: OnceLock<SocketAddr>,
     user: Mutex<Option<String>>,
     payload_bytes: AtomicU64,
+    /// Whether the first request message is in.
+    request_arrived: AtomicBool,
+    /// Whether the client reset the call or its connection ended.
+    client_gone: AtomicBool,
 }
 
 impl CallContext {
@@ -45,6 +49,26 @@ impl CallContext {
         self.inner
             .payload_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// The first request message is in: the call is a real one.
+    pub(super) fn request_arrived(&self) {
+        self.inner.request_arrived.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the first request message came in.
+    pub(super) fn has_request(&self) -> bool {
+        self.inner.request_arrived.load(Ordering::Relaxed)
+    }
+
+    /// The client reset the call, or its connection ended.
+    pub(super) fn client_gone(&self) {
+        self.inner.client_gone.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the client left before the call ended.
+    pub(super) fn is_client_gone(&self) -> bool {
+        self.inner.client_gone.load(Ordering::Relaxed)
     }
 
     pub(super) fn identify_peer(&self, peer: SocketAddr) {

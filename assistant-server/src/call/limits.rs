@@ -1,5 +1,6 @@
-//! The size limit on request messages, enforced from each message's
-//! length prefix, and the framing count it shares with the call record.
+//! What a call's request may do: no message over the size limit (checked
+//! from its length prefix), and no first message later than
+//! `--request-timeout`, or after the server needed the call's place.
 
 use std::{
     pin::Pin,
@@ -8,7 +9,11 @@ use std::{
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::Status;
+
+use super::{calls::AwaitingRequest, context::CallContext};
 
 /// The largest request message accepted, in bytes, for every method. Larger
 /// messages are refused with RESOURCE_EXHAUSTED from their length prefix,
@@ -52,6 +57,15 @@ impl FrameCounter {
         self.count
     }
 
+    /// How many messages are in whole.
+    fn complete(&self) -> u64 {
+        if self.remaining == 0 && self.header_len == 0 {
+            self.count
+        } else {
+            self.count.saturating_sub(1)
+        }
+    }
+
     /// Counts whole messages, given apart from the byte stream.
     pub(super) fn count_whole(&mut self, messages: u64) {
         self.count += messages;
@@ -90,18 +104,76 @@ impl FrameCounter {
 /// A request body that refuses, from its length prefix alone, any message
 /// over the size limit: RESOURCE_EXHAUSTED, as gRPC specifies (tonic's own
 /// check answers OUT_OF_RANGE), before the message is read or allocated.
+///
+/// Until the first message is in, the call also waits on a clock and on
+/// the server: a request that has not arrived by `--request-timeout`
+/// (for calls whose request is one message) ends the call, and so does
+/// the server needing its place.
 pub(super) struct RequestLimit<B> {
     inner: B,
     frames: FrameCounter,
+    context: CallContext,
+    /// Until the first message is in.
+    awaiting: Option<Awaiting>,
+}
+
+struct Awaiting {
+    /// Registered as waiting, so that the server can make room.
+    registered: AwaitingRequest,
+    evicted: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// When the first message must be in, for one-message requests.
+    by: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> RequestLimit<B> {
-    /// Limits `inner`'s messages to `limit` bytes each.
-    pub(super) fn new(inner: B, limit: u64) -> Self {
+    /// Limits `inner`'s messages to `limit` bytes each, and its first
+    /// message to arriving `by` then, if given.
+    pub(super) fn new(
+        inner: B,
+        limit: u64,
+        context: CallContext,
+        registered: AwaitingRequest,
+        by: Option<Instant>,
+    ) -> Self {
         Self {
             inner,
             frames: FrameCounter::with_limit(limit),
+            context,
+            awaiting: Some(Awaiting {
+                registered,
+                evicted: None,
+                by,
+                timer: None,
+            }),
         }
+    }
+}
+
+impl Awaiting {
+    /// Why the call must end before its request arrives, if it must; polls
+    /// what it waits on, so the task is woken in time.
+    fn must_end(&mut self, cx: &mut Context<'_>) -> Option<Status> {
+        let evict = self.registered.evict.clone();
+        let evicted = self
+            .evicted
+            .get_or_insert_with(|| Box::pin(evict.cancelled_owned()));
+        if evicted.as_mut().poll(cx).is_ready() {
+            return Some(Status::resource_exhausted(
+                "the server was at its limit of calls and needed this call's place: \
+                 its request had not arrived; retry",
+            ));
+        }
+        let by = self.by?;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(by)));
+        if Instant::now() >= by || timer.as_mut().poll(cx).is_ready() {
+            return Some(Status::deadline_exceeded(
+                "the request message did not arrive within --request-timeout",
+            ));
+        }
+        None
     }
 }
 
@@ -118,20 +190,42 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = &mut *self;
-        match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref()
-                    && let Err(claimed) = this.frames.feed(data.chunk())
-                {
-                    return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                        "a request message of {claimed} bytes is over the limit of {} bytes",
-                        this.frames.limit
-                    )))));
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if let Err(claimed) = this.frames.feed(data.chunk()) {
+                        return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
+                            "a request message of {claimed} bytes is over the limit of {} bytes",
+                            this.frames.limit
+                        )))));
+                    }
+                    if this.awaiting.is_some() && this.frames.complete() > 0 {
+                        this.awaiting = None;
+                        this.context.request_arrived();
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(err)) => Poll::Ready(Some(Err(Status::from_error(err.into())))),
-            None => Poll::Ready(None),
+            Poll::Ready(Some(Err(err))) => {
+                // Our transport's request bodies fail only when the client
+                // reset the call or its connection ended.
+                this.context.client_gone();
+                Poll::Ready(Some(Err(Status::from_error(err.into()))))
+            }
+            Poll::Ready(None) => {
+                this.awaiting = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if let Some(awaiting) = &mut this.awaiting
+                    && let Some(status) = awaiting.must_end(cx)
+                {
+                    this.awaiting = None;
+                    return Poll::Ready(Some(Err(status)));
+                }
+                Poll::Pending
+            }
         }
     }
 
@@ -165,6 +259,21 @@ mod tests {
             assert_eq!(counter.count, 4, "pieces of {split}");
             assert_eq!((counter.remaining, counter.header_len), (0, 0));
         }
+    }
+
+    #[test]
+    fn a_message_is_complete_once_its_last_byte_is_in() {
+        let mut counter = FrameCounter::default();
+        counter.feed(&[0, 0, 0, 0, 3, b'a']).unwrap();
+        assert_eq!(counter.complete(), 0);
+        counter.feed(b"bc").unwrap();
+        assert_eq!(counter.complete(), 1);
+        counter.feed(&[0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            counter.complete(),
+            2,
+            "an empty message is complete at once"
+        );
     }
 
     #[test]

@@ -34,7 +34,10 @@ mod record;
 use std::{
     convert::Infallible,
     pin::Pin,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -42,11 +45,12 @@ use bytes::Bytes;
 use http_body::Body;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, transport::server::TcpConnectInfo};
-use tracing::{Instrument, field, info, info_span};
+use tracing::{Instrument, field, info_span};
 
-use crate::wire::ResponseBody;
+use crate::{ops::logging::RateLimited, wire::ResponseBody};
 
 pub use self::calls::Calls;
+use self::calls::ConnectionCalls;
 pub(crate) use self::{
     body::{CallBody, EndEarly},
     context::CallContext,
@@ -75,28 +79,45 @@ pub(crate) struct Endings {
     pub(crate) application: CancellationToken,
 }
 
+/// How many application calls may run, and how long a request may take
+/// to arrive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Calls at once across all connections.
+    pub(crate) max_calls: usize,
+    /// Calls at once on one connection: its share.
+    pub(crate) max_calls_per_connection: usize,
+    /// How long a one-message request may take to arrive.
+    pub(crate) request_timeout: std::time::Duration,
+}
+
 /// Wraps the server's routes as the [module docs](self) describe. Clone it
 /// per connection with [`CallService::for_connection`].
 #[derive(Debug, Clone)]
 pub(crate) struct CallService<S> {
     inner: S,
     calls: Calls,
-    max_calls: usize,
+    limits: Limits,
     endings: Endings,
     connection: Option<TcpConnectInfo>,
+    /// The calls of this service's connection.
+    connection_calls: Option<Arc<ConnectionCalls>>,
+    /// Lines about calls refused or ended before their request arrived.
+    refusals: Arc<RateLimited>,
 }
 
 impl<S> CallService<S> {
-    /// Wraps `inner`, counting application calls in `calls` and refusing
-    /// more than `max_calls` at once, and ending calls when `endings` says
-    /// so.
-    pub(crate) fn new(inner: S, calls: Calls, max_calls: usize, endings: Endings) -> Self {
+    /// Wraps `inner`, counting application calls in `calls` within
+    /// `limits`, and ending calls when `endings` says so.
+    pub(crate) fn new(inner: S, calls: Calls, limits: Limits, endings: Endings) -> Self {
         Self {
             inner,
             calls,
-            max_calls,
+            limits,
             endings,
             connection: None,
+            connection_calls: None,
+            refusals: Arc::new(RateLimited::new()),
         }
     }
 
@@ -108,14 +129,42 @@ impl<S> CallService<S> {
     {
         Self {
             connection: Some(connection),
+            connection_calls: Some(Arc::default()),
             ..self.clone()
         }
+    }
+
+    /// How many of this connection's calls ended before their request
+    /// arrived.
+    pub(crate) fn ended_before_request(&self) -> u64 {
+        self.connection_calls
+            .as_ref()
+            .map_or(0, |calls| calls.count_ended_before_request())
     }
 }
 
 /// Health checks and reflection: infrastructure, not the application.
 fn is_infrastructure(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+/// Whether the method's request is a stream of messages: the time its first
+/// message may take is the client's to decide.
+fn streams_requests(path: &str) -> bool {
+    matches!(
+        path,
+        "/ChatService/CollectStream"
+            | "/ChatService/Chat"
+            | "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+            | "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    )
+}
+
+/// A call refused at once, with `status`.
+fn refused(status: Status) -> Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> {
+    Box::pin(std::future::ready(Ok(status
+        .into_http()
+        .map(CallBody::unrecorded))))
 }
 
 type Response = http::Response<CallBody>;
@@ -142,11 +191,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let mut request = request
-            .map(|body| tonic::body::Body::new(RequestLimit::new(body, MAX_REQUEST_BYTES as u64)));
-        if let Some(connection) = &self.connection {
-            request.extensions_mut().insert(connection.clone());
-        }
+        let id = NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed);
         let path = request.uri().path();
         let infrastructure = is_infrastructure(path);
         let peer = self
@@ -155,36 +200,68 @@ where
             .and_then(TcpConnectInfo::remote_addr);
         let span = info_span!(
             "call",
-            id = NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             method = field::display(path),
             peer = field::display(peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string())),
             user = field::Empty,
         );
 
-        let (gauge, ending) = if infrastructure {
+        let (seats, ending) = if infrastructure {
             (None, self.endings.infrastructure.child_token())
         } else {
-            let Some(gauge) = self.calls.enter(self.max_calls) else {
-                let status = Status::resource_exhausted(format!(
-                    "the server is at its limit of {} concurrent calls; retry later",
-                    self.max_calls
-                ));
-                span.in_scope(
-                    || info!(code = %"RESOURCE_EXHAUSTED", "Call refused: too many calls"),
-                );
-                let response = status.into_http().map(CallBody::unrecorded);
-                return Box::pin(std::future::ready(Ok(response)));
+            let seat = match &self.connection_calls {
+                Some(connection) => {
+                    let share = self.limits.max_calls_per_connection;
+                    let Some(seat) = connection.enter(share) else {
+                        self.refusals.info(format_args!(
+                            "Refused a call from {}: its connection has {share} calls running, \
+                             its share (--max-calls-per-connection)",
+                            peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string()),
+                        ));
+                        return refused(Status::resource_exhausted(format!(
+                            "this connection has {share} calls running, its share of the \
+                             server's; wait for one to end, or open another connection"
+                        )));
+                    };
+                    Some(seat)
+                }
+                None => None,
             };
-            (Some(gauge), self.endings.application.child_token())
+            let Some(gauge) = self.calls.enter_making_room(self.limits.max_calls) else {
+                self.refusals.info(format_args!(
+                    "Refused a call: the server is at its limit of {} calls (--max-calls)",
+                    self.limits.max_calls
+                ));
+                return refused(Status::resource_exhausted(format!(
+                    "the server is at its limit of {} concurrent calls; retry later",
+                    self.limits.max_calls
+                )));
+            };
+            (Some((gauge, seat)), self.endings.application.child_token())
         };
 
         let context = CallContext::default();
         if let Some(peer) = peer {
             context.identify_peer(peer);
         }
+        let request_by = (!streams_requests(path))
+            .then(|| tokio::time::Instant::now() + self.limits.request_timeout);
+        let awaiting = self.calls.await_request(id);
+        let mut request = request.map(|body| {
+            tonic::body::Body::new(RequestLimit::new(
+                body,
+                MAX_REQUEST_BYTES as u64,
+                context.clone(),
+                awaiting,
+                request_by,
+            ))
+        });
+        if let Some(connection) = &self.connection {
+            request.extensions_mut().insert(connection.clone());
+        }
         request.extensions_mut().insert(context.clone());
         let deadline = deadline::deadline(request.headers());
-        let mut record = Record::new(span.clone(), context, self.calls.clone(), ending, gauge);
+        let mut record = Record::new(span.clone(), context, self.calls.clone(), ending, seats);
 
         // The usual tower dance: the clone is ready only if `self.inner` was.
         let clone = self.inner.clone();

@@ -8,7 +8,7 @@ use tonic::{Code, Status};
 use tracing::{Span, info};
 
 use super::{
-    calls::{Calls, Gauge},
+    calls::{Calls, ConnectionSeat, Gauge},
     context::CallContext,
     limits::FrameCounter,
 };
@@ -28,18 +28,20 @@ pub(super) struct Record {
     calls: Calls,
     /// Cancelled when shutdown ends this kind of call.
     pub(super) ending: CancellationToken,
-    _gauge: Option<Gauge>,
+    /// The call's places among the server's calls and its connection's;
+    /// `None` for health checks and reflection.
+    seats: Option<(Gauge, Option<ConnectionSeat>)>,
 }
 
 impl Record {
-    /// Starts the record of a call, which holds its place in `calls`
-    /// (through `gauge`) until the record is dropped.
+    /// Starts the record of a call, which holds its places (`seats`)
+    /// until the record is dropped.
     pub(super) fn new(
         span: Span,
         context: CallContext,
         calls: Calls,
         ending: CancellationToken,
-        gauge: Option<Gauge>,
+        seats: Option<(Gauge, Option<ConnectionSeat>)>,
     ) -> Self {
         Self {
             span,
@@ -50,7 +52,7 @@ impl Record {
             messages: FrameCounter::default(),
             calls,
             ending,
-            _gauge: gauge,
+            seats,
         }
     }
 
@@ -66,8 +68,23 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
+        if !self.context.has_request() {
+            // Nothing of the call's work began: a client that reset it at
+            // once (as Rapid Reset does), a request that never came. One
+            // line per such call would let a client write the log at will;
+            // the connection counts them, and says so when it closes.
+            if let Some((_, Some(seat))) = &self.seats {
+                seat.connection().ended_before_request();
+            }
+            return;
+        }
         let _entered = self.span.enter();
-        let code = match self.status {
+        let status = if self.context.is_client_gone() {
+            None
+        } else {
+            self.status
+        };
+        let code = match status {
             Some(code) => code,
             // Dropped mid-call after shutdown ended calls: its connection
             // was closed, most likely stuck on a client that stopped reading.

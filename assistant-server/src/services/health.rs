@@ -1,5 +1,6 @@
 //! The standard health service, `grpc.health.v1.Health`: SERVING for the
-//! server as a whole (`""`) and for each service, until shutdown begins.
+//! server as a whole (`""`) and for each service; NOT_SERVING while the
+//! server is at its limit of calls, and from the moment shutdown begins.
 //!
 //! It follows the health-checking spec where tonic-health does not: a
 //! `Watch` on a service the server does not know answers SERVICE_UNKNOWN
@@ -43,9 +44,14 @@ impl Health {
     }
 
     /// Reports the server and every service NOT_SERVING: it is shutting
-    /// down.
+    /// down, or refusing calls.
     pub(crate) fn not_serving(&self) {
         self.set_all(ServingStatus::NotServing);
+    }
+
+    /// Reports the server and every service SERVING again.
+    pub(crate) fn serving_again(&self) {
+        self.set_all(ServingStatus::Serving);
     }
 
     fn set_all(&self, status: ServingStatus) {

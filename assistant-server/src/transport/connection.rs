@@ -19,7 +19,7 @@ use tokio::{
 };
 use tonic::transport::server::TcpConnectInfo;
 
-use crate::wire::Chunk;
+use crate::{call::CallService, services::Router, wire::Chunk};
 
 use super::{
     Shared,
@@ -29,29 +29,31 @@ use super::{
     stream,
 };
 
-/// Serves `tcp` until it closes, or the server closes it, and says why it
-/// ended.
+/// Serves `tcp` until it closes, or the server closes it; says why it
+/// ended, and how many of its calls ended before their request arrived.
 pub(super) async fn serve(
     shared: Arc<Shared>,
     tcp: TcpStream,
     info: TcpConnectInfo,
     entry: Arc<Entry>,
-) -> Closed {
+) -> (Closed, u64) {
     // A token of its own, so that waiting on it contends with no other
     // connection.
     let closing = shared.closing.child_token();
-    tokio::select! {
+    let service = shared.service.for_connection(info);
+    let closed = tokio::select! {
         biased;
-        closed = handshake_then_http2(&shared, tcp, info, &entry) => closed,
+        closed = handshake_then_http2(&shared, tcp, &service, &entry) => closed,
         () = closing.cancelled() => Closed::ByServer,
         () = entry.evicted() => Closed::Evicted,
-    }
+    };
+    (closed, service.ended_before_request())
 }
 
 async fn handshake_then_http2(
     shared: &Shared,
     tcp: TcpStream,
-    info: TcpConnectInfo,
+    service: &CallService<Router>,
     entry: &Entry,
 ) -> Closed {
     // One deadline for the whole handshake: TLS, the HTTP/2 preface and
@@ -59,12 +61,12 @@ async fn handshake_then_http2(
     let deadline = Instant::now() + shared.handshake_timeout;
     let Some(tls) = &shared.tls else {
         let io = Handshake::new(tcp, deadline, Arc::clone(&entry.reads));
-        return http2(shared, io, info, entry).await;
+        return http2(shared, io, service, entry).await;
     };
     match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
         Ok(Ok(stream)) => {
             let io = Handshake::new(stream, deadline, Arc::clone(&entry.reads));
-            http2(shared, io, info, entry).await
+            http2(shared, io, service, entry).await
         }
         Ok(Err(err)) => Closed::Tls(err.to_string()),
         Err(_) => Closed::HandshakeTimeout,
@@ -73,7 +75,7 @@ async fn handshake_then_http2(
 
 /// Serves HTTP/2 on `io` until the connection closes; drains it when the
 /// server says so.
-async fn http2<I>(shared: &Shared, io: I, info: TcpConnectInfo, entry: &Entry) -> Closed
+async fn http2<I>(shared: &Shared, io: I, service: &CallService<Router>, entry: &Entry) -> Closed
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -86,7 +88,6 @@ where
         Err(err) => return Closed::from_h2(&err, &reads),
     };
     let pings = connection.ping_pong();
-    let service = shared.service.for_connection(info);
     let draining = shared.draining.child_token();
     let mut drained = false;
     let keepalive = keepalive(pings, &reads, shared.keepalive);

@@ -26,7 +26,11 @@ mod tls;
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::{io::AsyncWriteExt, net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+    sync::Semaphore,
+};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::transport::server::Connected;
@@ -151,14 +155,23 @@ impl Connections {
             let shared = Arc::clone(&self.shared);
             self.shared.tasks.spawn(async move {
                 let peer = info.remote_addr();
-                let closed =
+                let (closed, ended_early) =
                     connection::serve(Arc::clone(&shared), tcp, info, Arc::clone(&entry)).await;
                 shared.registry.closed(&entry);
-                if let Some(why) = closed.abuse(shared.registry.max()) {
-                    shared.log.info(format_args!(
-                        "Closed the connection from {}: {why}",
-                        peer.map_or_else(|| "an unknown peer".into(), |peer| peer.to_string())
-                    ));
+                let peer = peer.map_or_else(|| "an unknown peer".into(), |peer| peer.to_string());
+                let early = match ended_early {
+                    0 => String::new(),
+                    1 => "; a call on it ended before its request arrived".into(),
+                    n => format!("; {n} calls on it ended before their request arrived"),
+                };
+                match closed.abuse(shared.registry.max()) {
+                    Some(why) => shared.log.info(format_args!(
+                        "Closed the connection from {peer}: {why}{early}"
+                    )),
+                    None if ended_early > 0 => shared
+                        .log
+                        .info(format_args!("The connection from {peer} closed{early}")),
+                    None => {}
                 }
             });
         }
@@ -177,11 +190,17 @@ impl Connections {
         tokio::spawn(async move {
             let _permit = permit;
             let goaway = refusal(max);
-            let write = async {
+            // Written, then the client's own opening read and dropped until
+            // it closes: closing with its bytes unread would reset the
+            // connection, and the client might never read the reason.
+            let refuse = async {
                 tcp.write_all(&goaway).await?;
-                tcp.shutdown().await
+                tcp.shutdown().await?;
+                let mut sink = [0; 1024];
+                while tcp.read(&mut sink).await? > 0 {}
+                Ok::<_, std::io::Error>(())
             };
-            let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
         });
     }
 

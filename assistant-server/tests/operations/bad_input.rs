@@ -216,6 +216,16 @@ async fn traffic_that_is_not_grpc_is_closed_and_the_server_keeps_serving() {
     )
     .await;
     closed_after(&server, b"").await; // a connection that never speaks
+    // One byte, or half the preface, does not hold the connection open;
+    // nor does the whole preface without the SETTINGS frame after it.
+    closed_after(&server, b"P").await;
+    closed_after(&server, b"PRI * HTTP/2.0\r\n").await;
+    closed_after(&server, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    closed_after(
+        &server,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x06\x04\x00\x00\x00\x00\x00",
+    )
+    .await;
     still_serves(&server.channel().await).await;
 }
 

@@ -41,7 +41,7 @@ async fn streams_past_the_per_connection_limit_wait_and_nothing_breaks() {
 }
 
 #[tokio::test]
-async fn calls_past_the_server_wide_cap_are_resource_exhausted_but_health_answers() {
+async fn calls_past_the_server_wide_cap_are_resource_exhausted_and_health_says_so() {
     let config = Config {
         max_calls: 2,
         ..slow_config()
@@ -68,13 +68,160 @@ async fn calls_past_the_server_wide_cap_are_resource_exhausted_but_health_answer
         "{}",
         status.message()
     );
-    let health = HealthClient::new(fresh.clone())
-        .check(HealthCheckRequest { service: "".into() })
+    // Health answers, and says that a full server is not serving, until
+    // calls end.
+    let mut watch = HealthClient::new(fresh.clone())
+        .watch(HealthCheckRequest { service: "".into() })
         .await
-        .unwrap();
-    assert_eq!(health.into_inner().status(), ServingStatus::Serving);
+        .unwrap()
+        .into_inner();
+    timeout(PATIENCE, until(&mut watch, ServingStatus::NotServing))
+        .await
+        .expect("a full server reports NOT_SERVING");
 
     drop(streams);
     timeout(PATIENCE, server.calls.idle()).await.unwrap();
+    timeout(PATIENCE, until(&mut watch, ServingStatus::Serving))
+        .await
+        .expect("SERVING again once calls end");
     still_serves(&fresh).await;
+}
+
+/// Waits until a health watch reports `wanted`.
+async fn until(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    wanted: ServingStatus,
+) {
+    while watch.message().await.unwrap().unwrap().status() != wanted {}
+}
+
+/// Opens a TellStory call on its own connection, sending 5 bytes of its
+/// 10-byte request message and nothing more, as a slowloris client does.
+/// Returns the call's response future (and what keeps it open).
+async fn half_a_request(
+    server: &TestServer,
+) -> (
+    h2::client::ResponseFuture,
+    h2::SendStream<bytes::Bytes>,
+    h2::client::SendRequest<bytes::Bytes>,
+) {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::post(format!(
+        "{}/assistant.AssistantService/TellStory",
+        server.url()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(bytes::Bytes::from_static(b"\x00\x00\x00\x00\x0a"), false)
+        .unwrap();
+    (response, send, client)
+}
+
+/// The `grpc-status` a response ends with, headers or trailers.
+async fn status_of(response: h2::client::ResponseFuture) -> i32 {
+    let response = timeout(PATIENCE, response).await.unwrap().unwrap();
+    let (parts, mut body) = response.into_parts();
+    let status = match parts.headers.get("grpc-status") {
+        Some(status) => status.clone(),
+        None => {
+            while let Some(data) = body.data().await {
+                let data = data.unwrap();
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            body.trailers().await.unwrap().unwrap()["grpc-status"].clone()
+        }
+    };
+    status.to_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_request_that_does_not_arrive_in_time_ends_the_call_and_its_slot() {
+    let (logs, _guard) = LogCapture::install();
+    let config = Config {
+        request_timeout: Duration::from_millis(200),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let (response, _send, _client) = half_a_request(&server).await;
+    assert_eq!(status_of(response).await, Code::DeadlineExceeded as i32);
+    timeout(PATIENCE, server.calls.idle())
+        .await
+        .expect("the slot is free again");
+    // Such a call is no call for the log: no line of its own.
+    assert!(
+        !logs.contents().contains("Call ended"),
+        "{}",
+        logs.contents()
+    );
+    still_serves(&server.channel().await).await;
+}
+
+#[tokio::test]
+async fn a_full_server_makes_room_for_a_good_call_by_ending_one_whose_request_has_not_come() {
+    let config = Config {
+        max_calls: 2,
+        request_timeout: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let (oldest, _a, _c1) = half_a_request(&server).await;
+    let (newer, _b, _c2) = half_a_request(&server).await;
+    server.calls.wait_for(|active| active == 2).await;
+
+    // A good call still gets its story.
+    let mut stream = AssistantServiceClient::new(server.channel().await)
+        .tell_story(peter())
+        .await
+        .expect("room is made for it")
+        .into_inner();
+    while stream.message().await.is_ok_and(|m| m.is_some()) {}
+
+    assert_eq!(status_of(oldest).await, Code::ResourceExhausted as i32);
+    assert!(
+        timeout(Duration::from_millis(100), newer).await.is_err(),
+        "only the oldest made room"
+    );
+}
+
+#[tokio::test]
+async fn one_connection_gets_no_more_than_its_share_of_calls() {
+    let config = Config {
+        max_calls_per_connection: 2,
+        ..slow_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let channel = server.channel().await;
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut stream = AssistantServiceClient::new(channel.clone())
+            .tell_story(peter())
+            .await
+            .unwrap()
+            .into_inner();
+        stream.message().await.unwrap().unwrap();
+        streams.push(stream);
+    }
+    let status = AssistantServiceClient::new(channel.clone())
+        .tell_story(peter())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("its share"),
+        "{}",
+        status.message()
+    );
+    // Another connection has a share of its own.
+    let mut other = AssistantServiceClient::new(server.channel().await)
+        .tell_story(peter())
+        .await
+        .unwrap()
+        .into_inner();
+    other.message().await.unwrap().unwrap();
 }

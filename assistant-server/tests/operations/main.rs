@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cancellation;
+mod connections;
 mod deadlines;
 mod health;
 mod limits;
