@@ -36,6 +36,17 @@ pub struct Config {
     #[arg(long, value_name = "DIR")]
     pub stories_dir: Option<PathBuf>,
 
+    /// The largest story served, in bytes; a bigger file is refused with
+    /// FAILED_PRECONDITION.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub max_story_size: u64,
+
+    /// Bytes of stories from --stories-dir kept in memory between calls;
+    /// past it, the story used longest ago is let go (and read again when
+    /// asked for).
+    #[arg(long, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
+    pub story_cache: u64,
+
     /// Pause after the greeting, standing in for story generation.
     #[arg(long, default_value = "3", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub think_time: Duration,

@@ -1,16 +1,29 @@
 //! `assistant-server`: parses flags, sets up logging, and runs the server.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
 use assistant_server::Config;
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long, once the server has stopped, the process waits for work left
+/// on the runtime's blocking threads (a read stuck on a hung disk, say)
+/// before it exits anyway.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
     let config = Config::parse();
-    // Flushes what is left of the logs at exit.
+    // Flushes what is left of the logs at exit, after the runtime.
     let _logs = assistant_server::init_logging(config.log_format);
-    match assistant_server::run(config).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(assistant_server::run(config));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");

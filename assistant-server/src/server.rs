@@ -54,7 +54,7 @@ impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         let library = match (&config.story, &config.stories_dir) {
             (Some(path), _) => Library::One(Story::load(path)?),
-            (None, Some(dir)) => Library::dir(dir)?,
+            (None, Some(dir)) => Library::dir(dir, config.max_story_size, config.story_cache)?,
             (None, None) => Library::One(Story::alice()),
         };
         let listener = transport::listen(config.addr).await?;

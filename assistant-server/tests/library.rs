@@ -1,7 +1,7 @@
 //! The story library and resumable calls: serving a directory of stories
 //! safely, listing them, and continuing a call from any byte.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use assistant_proto::assistant::{
     ListStoriesRequest, TellStoryRequest, assistant_service_client::AssistantServiceClient,
@@ -342,4 +342,109 @@ async fn a_resume_against_a_text_that_changed_is_aborted_not_served() {
 /// Greeting, `story` and ending, as Peter S from SUSTech gets them.
 fn whole_story_of(story: &str) -> Vec<u8> {
     format!("{GREETING}{story}{ENDING}").into_bytes()
+}
+
+#[tokio::test]
+async fn a_story_asked_for_by_many_calls_at_once_is_read_once() {
+    let (logs, _guard) = LogCapture::install_at(tracing::Level::DEBUG);
+    let (dir, config) = library();
+    dir.write("long.txt", "All work and no play.\n".repeat(50_000));
+    let server = TestServer::start(config).await.unwrap();
+    let client = client(&server).await;
+    let calls = (0..20).map(|_| {
+        let mut client = client.clone();
+        async move { tell(&mut client, request("long.txt", 0)).await.unwrap() }
+    });
+    let told = futures_join_all(calls).await;
+    assert!(told.iter().all(|(text, _)| text.len() > 1_100_000));
+    let reads = logs
+        .messages()
+        .iter()
+        .filter(|m| m.starts_with("Read long.txt from the stories directory"))
+        .count();
+    assert_eq!(reads, 1, "{:#?}", logs.messages());
+}
+
+/// Runs every future at once and collects their outputs.
+async fn futures_join_all<F: Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
+}
+
+#[tokio::test]
+async fn stories_over_the_cache_budget_are_still_told_and_over_the_size_limit_are_refused() {
+    let (dir, config) = library();
+    dir.write("big.txt", "x".repeat(5_000));
+    let config = Config {
+        story_cache: 100,
+        max_story_size: 4_000,
+        ..config
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let mut client = client(&server).await;
+    for _ in 0..2 {
+        let (text, _) = tell(&mut client, request("snark.txt", 0)).await.unwrap();
+        assert_eq!(text, whole_story_of(SNARK));
+    }
+    let status = client.tell_story(request("big.txt", 0)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("--max-story-size"),
+        "{}",
+        status.message()
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_in_the_directory_is_neither_listed_nor_read() {
+    let (dir, config) = library();
+    let fifo = std::ffi::CString::new(dir.path().join("pipe.txt").to_str().unwrap()).unwrap();
+    // SAFETY: `fifo` is a valid C string, and mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let mut server = TestServer::start(config).await.unwrap();
+    let mut client = client(&server).await;
+    let status = timeout(PATIENCE, client.tell_story(request("pipe.txt", 0)))
+        .await
+        .expect("answered at once, not stuck waiting for a writer")
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let listed = client
+        .list_stories(ListStoriesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .stories;
+    assert!(listed.iter().all(|story| story.name != "pipe.txt"));
+    server.begin_shutdown();
+    timeout(PATIENCE, server.stopped()).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn not_found_in_a_big_directory_names_twenty_stories_and_counts_the_rest() {
+    let (dir, config) = library();
+    for i in 0..300 {
+        dir.write(&format!("story-{i:03}.txt"), "A story.\n");
+    }
+    let server = TestServer::start(config).await.unwrap();
+    let status = client(&server)
+        .await
+        .tell_story(request("missing.txt", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(
+        status.message().ends_with("and 282 more (see ListStories)"),
+        "{}",
+        status.message()
+    );
 }

@@ -1,15 +1,16 @@
 //! The stories a server can tell: the built-in `alice.txt`, one file, or
-//! every `*.txt` file in a directory.
+//! every `*.txt` file in a directory ([`dir`]).
 //!
-//! A directory is read afresh on each call (a story's text is cached until
-//! the file changes), so stories added later are served without a restart.
-//! A name from a caller is only ever a plain file name in the directory:
-//! anything else is refused before any file is opened.
+//! A directory is looked at afresh on each call, so stories added later
+//! are served without a restart. A name from a caller is only ever a plain
+//! file name in the directory: anything else is refused before any file is
+//! opened.
 
 use std::{path::Path, sync::Arc};
 
 use tonic::Status;
 
+mod cache;
 mod dir;
 mod story;
 
@@ -19,8 +20,8 @@ pub(crate) use self::story::Story;
 /// The story an empty name asks for.
 pub(crate) const DEFAULT_STORY: &str = "alice.txt";
 
-/// The largest story file served, in bytes.
-pub(crate) const MAX_STORY_BYTES: u64 = 64 * 1024 * 1024;
+/// How many stories a NOT_FOUND names, at most.
+const NAMES_IN_NOT_FOUND: usize = 20;
 
 /// How many characters of a story's first line its title keeps.
 const MAX_TITLE_CHARS: usize = 200;
@@ -46,9 +47,14 @@ pub(crate) enum Library {
 }
 
 impl Library {
-    /// A library of the `*.txt` files in `dir`.
-    pub(crate) fn dir(dir: &Path) -> anyhow::Result<Self> {
-        Ok(Self::Dir(Arc::new(StoriesDir::open(dir)?)))
+    /// A library of the `*.txt` files in `dir`, each at most `max_story`
+    /// bytes, with at most `cache_bytes` of them kept in memory.
+    pub(crate) fn dir(dir: &Path, max_story: u64, cache_bytes: u64) -> anyhow::Result<Self> {
+        Ok(Self::Dir(Arc::new(StoriesDir::open(
+            dir,
+            max_story,
+            cache_bytes,
+        )?)))
     }
 
     /// The story called `name`. An empty name is the library's default: its
@@ -61,13 +67,12 @@ impl Library {
             Self::One(story) if name.is_empty() || story.name() == name => Ok(story.clone()),
             Self::One(story) => {
                 check_name(name)?;
-                Err(not_found(name, &[story.name().to_owned()]))
+                Err(not_found(name, [story.name()].into_iter()))
             }
             Self::Dir(dir) => {
                 let name = if name.is_empty() { DEFAULT_STORY } else { name };
                 check_name(name)?;
-                let (dir, name) = (Arc::clone(dir), name.to_owned());
-                blocking(move || dir.get(&name)).await
+                dir.get(name).await
             }
         }
     }
@@ -82,7 +87,8 @@ impl Library {
             }]),
             Self::Dir(dir) => {
                 let dir = Arc::clone(dir);
-                blocking(move || dir.list()).await
+                let listing = blocking(move || dir.listing()).await?;
+                Ok(listing.to_vec())
             }
         }
     }
@@ -120,15 +126,22 @@ pub(crate) fn check_name(name: &str) -> Result<(), Status> {
     Ok(())
 }
 
-pub(super) fn not_found(name: &str, names: &[String]) -> Status {
-    Status::not_found(format!(
-        "no story called `{name}`; the stories are: {}",
-        if names.is_empty() {
-            "(none)".to_owned()
-        } else {
-            names.join(", ")
-        }
-    ))
+/// NOT_FOUND for `name`, naming at most [`NAMES_IN_NOT_FOUND`] of the
+/// stories there are, and how many more: a directory of thousands must not
+/// make a message too big for clients to take.
+pub(super) fn not_found<'a>(name: &str, names: impl ExactSizeIterator<Item = &'a str>) -> Status {
+    let count = names.len();
+    let shown: Vec<&str> = names.take(NAMES_IN_NOT_FOUND).collect();
+    let stories = match count {
+        0 => "there are none".to_owned(),
+        _ if count <= NAMES_IN_NOT_FOUND => format!("the stories are: {}", shown.join(", ")),
+        _ => format!(
+            "the stories include {}, and {} more (see ListStories)",
+            shown.join(", "),
+            count - NAMES_IN_NOT_FOUND
+        ),
+    };
+    Status::not_found(format!("no story called `{name}`; {stories}"))
 }
 
 /// A story's title: its first line, trimmed, at most 200 characters.
@@ -169,6 +182,33 @@ mod tests {
             let status = check_name(bad).unwrap_err();
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn not_found_names_twenty_stories_at_most_and_counts_the_rest() {
+        let few = ["a.txt", "b.txt"];
+        let status = not_found("x.txt", few.into_iter());
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert_eq!(
+            status.message(),
+            "no story called `x.txt`; the stories are: a.txt, b.txt"
+        );
+        let many: Vec<String> = (0..5001).map(|i| format!("{i:04}.txt")).collect();
+        let status = not_found("x.txt", many.iter().map(String::as_str));
+        assert!(
+            status
+                .message()
+                .ends_with("0019.txt, and 4981 more (see ListStories)"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().len() < 400);
+        let none: [&str; 0] = [];
+        assert!(
+            not_found("x.txt", none.into_iter())
+                .message()
+                .ends_with("there are none")
+        );
     }
 
     #[test]

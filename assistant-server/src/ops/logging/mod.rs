@@ -8,19 +8,93 @@ mod fields;
 mod rate;
 mod timestamp;
 
-use std::io::IsTerminal;
+use std::{
+    io::IsTerminal,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::Duration,
+};
 
-use tracing_appender::non_blocking::WorkerGuard;
+use tracing::warn;
+use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 pub(crate) use self::rate::RateLimited;
 use self::{call_lines::CallLines, fields::LogFields};
 use crate::config::LogFormat;
 
-/// Flushes the logs when dropped; hold it until the server has stopped.
+/// How often the count of dropped lines is looked at.
+const DROP_CHECK: Duration = Duration::from_secs(1);
+
+/// Flushes the logs when dropped (waiting a second at most), after saying
+/// how many lines were dropped, if any; hold it until the server has
+/// stopped.
 #[derive(Debug)]
 pub struct LogGuard {
+    stop: Arc<AtomicBool>,
+    /// The thread that watches the count of dropped lines, and gives it
+    /// back when it stops; or the count itself, had the thread not started.
+    monitor: Option<Result<thread::JoinHandle<Dropped>, Dropped>>,
     _worker: WorkerGuard,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let dropped = match self.monitor.take() {
+            Some(Ok(monitor)) => {
+                monitor.thread().unpark();
+                monitor.join().ok()
+            }
+            Some(Err(dropped)) => Some(dropped),
+            None => None,
+        };
+        if let Some(mut dropped) = dropped {
+            dropped.report_any();
+        }
+    }
+}
+
+/// The count of lines dropped because stderr was not taking them, and how
+/// many of them have been reported.
+#[derive(Debug)]
+struct Dropped {
+    counter: ErrorCounter,
+    reported: usize,
+}
+
+impl Dropped {
+    /// Reports lines dropped since the last report, if any.
+    fn report_any(&mut self) {
+        let dropped = self.counter.dropped_lines();
+        if dropped > self.reported {
+            warn!(
+                dropped = dropped - self.reported,
+                "{} log lines were dropped: stderr was not taking them, and logging never \
+                 holds up serving",
+                dropped - self.reported
+            );
+            self.reported = dropped;
+        }
+    }
+
+    /// Watches the count until `stop`, and reports what was dropped once
+    /// stderr takes lines again (no line dropped for a whole check).
+    fn watch(mut self, stop: &AtomicBool) -> Self {
+        let mut seen = self.counter.dropped_lines();
+        while !stop.load(Ordering::Relaxed) {
+            thread::park_timeout(DROP_CHECK);
+            let now = self.counter.dropped_lines();
+            if now == seen {
+                self.report_any();
+            }
+            seen = now;
+        }
+        self
+    }
 }
 
 /// Sends the process's logs to stderr in `format`, filtered by `RUST_LOG`
@@ -29,17 +103,19 @@ pub struct LogGuard {
 /// The story logs a line per chunk: writing each with its own system call
 /// on the calling thread would cost most of the server's throughput. A
 /// writer thread batches the lines instead (it flushes whenever it runs out
-/// of lines to write), and blocks callers rather than drop lines if it ever
-/// falls behind.
+/// of lines to write). If it falls behind by 128,000 lines, because stderr
+/// is not taking them, lines are dropped and counted rather than hold up
+/// the server; see the [module docs](self).
 pub fn init_logging(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
+        .lossy(true)
         .thread_name("log-writer")
         .finish(std::io::BufWriter::with_capacity(
             64 * 1024,
             std::io::stderr(),
         ));
+    let counter = writer.error_counter();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -56,5 +132,111 @@ pub fn init_logging(format: LogFormat) -> LogGuard {
             .with_span_list(false)
             .init(),
     }
-    LogGuard { _worker: worker }
+    let stop = Arc::new(AtomicBool::new(false));
+    let watching = Arc::clone(&stop);
+    let dropped = Dropped {
+        counter: counter.clone(),
+        reported: 0,
+    };
+    // Without a thread to watch, the count is still reported at exit.
+    let monitor = Some(
+        thread::Builder::new()
+            .name("log-monitor".into())
+            .spawn(move || dropped.watch(&watching))
+            .map_err(|_| Dropped {
+                counter,
+                reported: 0,
+            }),
+    );
+    LogGuard {
+        stop,
+        monitor,
+        _worker: worker,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::Write,
+        sync::{Condvar, Mutex},
+    };
+
+    use tracing_appender::non_blocking::NonBlockingBuilder;
+
+    use super::*;
+
+    /// A sink that takes nothing until it is opened, as a pipe nobody
+    /// reads.
+    #[derive(Clone, Default)]
+    struct Stuck(Arc<(Mutex<bool>, Condvar)>);
+
+    impl Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (open, opened) = &*self.0;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = opened.wait(open).unwrap();
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_sink_drops_and_counts_lines_instead_of_blocking_then_says_so() {
+        let sink = Stuck::default();
+        let (mut writer, _worker) = NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(4)
+            .finish(sink.clone());
+        // The writer thread takes one line and blocks on it; four more
+        // fit in the queue; the rest are dropped, and nothing here waits.
+        for line in 0..50 {
+            writeln!(writer, "line {line}").unwrap();
+        }
+        let mut dropped = Dropped {
+            counter: writer.error_counter(),
+            reported: 0,
+        };
+        assert!(dropped.counter.dropped_lines() >= 40);
+
+        let (open, opened) = &*sink.0;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+
+        let said = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let said = Arc::clone(&said);
+                move || Said(Arc::clone(&said))
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || dropped.report_any());
+        let said = String::from_utf8(said.lock().unwrap().clone()).unwrap();
+        let count = dropped.counter.dropped_lines();
+        assert!(
+            said.contains(&format!("{count} log lines were dropped")),
+            "{said}"
+        );
+        // Reported once: nothing new to say the next time.
+        assert_eq!(dropped.reported, count);
+    }
+
+    /// Collects what a subscriber writes.
+    struct Said(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Said {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 }
