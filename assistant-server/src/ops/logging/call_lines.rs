@@ -36,8 +36,9 @@ use super::timestamp::timestamp;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CallLines;
 
-/// Marks a call whose fields have been printed once.
-struct Introduced;
+/// Marks a call whose fields have been printed once, with the number the
+/// later lines name it by, if its fields have one.
+struct Introduced(Option<String>);
 
 impl<S, N> FormatEvent<S, N> for CallLines
 where
@@ -54,24 +55,28 @@ where
         write!(writer, " {:>5} ", event.metadata().level())?;
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
-                let introduced = {
+                let number = {
                     let extensions = span.extensions();
                     let fields = extensions
                         .get::<FormattedFields<N>>()
                         .map_or("", |f| f.fields.as_str());
-                    if extensions.get::<Introduced>().is_some() {
-                        match call_number(fields) {
-                            Some(id) => write!(writer, "{}#{id}: ", span.name())?,
-                            None => write!(writer, "{}{{{fields}}}: ", span.name())?,
+                    match extensions.get::<Introduced>() {
+                        Some(Introduced(Some(id))) => {
+                            write!(writer, "{}#{id}: ", span.name())?;
+                            None
                         }
-                        true
-                    } else {
-                        write!(writer, "{}{{{fields}}}: ", span.name())?;
-                        false
+                        Some(Introduced(None)) => {
+                            write!(writer, "{}{{{fields}}}: ", span.name())?;
+                            None
+                        }
+                        None => {
+                            write!(writer, "{}{{{fields}}}: ", span.name())?;
+                            Some(call_number(fields))
+                        }
                     }
                 };
-                if !introduced {
-                    span.extensions_mut().insert(Introduced);
+                if let Some(number) = number {
+                    span.extensions_mut().insert(Introduced(number));
                 }
             }
         }
@@ -80,10 +85,36 @@ where
     }
 }
 
-/// The `id` a span's formatted fields start with (`id=17 method=..`).
-fn call_number(fields: &str) -> Option<&str> {
-    let rest = fields.strip_prefix("id=")?;
-    Some(rest.split(' ').next().unwrap_or(rest))
+/// The `id` a span's formatted fields start with (`id=17 method=..`),
+/// whether or not they are coloured (with colours on, tracing writes the
+/// field's name in italics, then a dimmed `=`).
+fn call_number(fields: &str) -> Option<String> {
+    let plain = without_colours(fields);
+    let rest = plain.strip_prefix("id=")?;
+    Some(rest.split(' ').next().unwrap_or(rest).to_owned())
+}
+
+/// `text` without its ANSI escape sequences (`ESC [ ... final byte`).
+fn without_colours(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return text.into();
+    }
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            plain.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('\x40'..='\x7e').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    plain.into()
 }
 
 #[cfg(test)]
@@ -92,8 +123,54 @@ mod tests {
 
     #[test]
     fn finds_the_call_number() {
-        assert_eq!(call_number("id=17 method=/a/B peer=1.2.3.4:5"), Some("17"));
-        assert_eq!(call_number("id=3"), Some("3"));
+        assert_eq!(
+            call_number("id=17 method=/a/B peer=1.2.3.4:5").as_deref(),
+            Some("17")
+        );
+        assert_eq!(call_number("id=3").as_deref(), Some("3"));
         assert_eq!(call_number("method=/a/B"), None);
+    }
+
+    #[test]
+    fn finds_the_call_number_in_coloured_fields_too() {
+        let coloured = "\x1b[3mid\x1b[0m\x1b[2m=\x1b[0m17 \x1b[3mmethod\x1b[0m\x1b[2m=\x1b[0m/a/B";
+        assert_eq!(call_number(coloured).as_deref(), Some("17"));
+    }
+
+    #[test]
+    fn with_colours_on_a_calls_later_lines_name_it_by_number() {
+        use std::sync::{Arc, Mutex};
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(true)
+            .event_format(CallLines)
+            .with_writer({
+                let lines = Arc::clone(&lines);
+                move || Capture(Arc::clone(&lines))
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("call", id = 17, method = "/a/B");
+            let _entered = span.enter();
+            tracing::info!("first");
+            tracing::info!("second");
+        });
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let second = text.lines().nth(1).unwrap();
+        assert!(second.contains(" call#17: "), "{second:?}");
+        assert!(second.len() < 80, "no context repeated: {second:?}");
+    }
+
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }
