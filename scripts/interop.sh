@@ -252,9 +252,9 @@ check_cancel() {
   went=$(grep "Client went away" "$work/paced.log" | tail -n 1)
   echo "client got $bytes bytes; server: $went"
   [ "$after" -gt "$before" ] || { echo "the server logged no 'Client went away' within 5 s"; return 1; }
-  [[ $went =~ Client\ went\ away:\ Peter\ S\ after\ ([0-9]+)\ bytes ]]
+  [[ $went =~ Client\ went\ away:\ Peter\ S\ after\ ([0-9]+)\ bytes\ of\ text\ were\ queued ]]
   [ "${BASH_REMATCH[1]}" -ge "$bytes" ]
-  detail "after $bytes bytes; server logged: Client went away: Peter S after ${BASH_REMATCH[1]} bytes"
+  detail "after $bytes bytes; server logged: Client went away: Peter S after ${BASH_REMATCH[1]} bytes of text were queued for it"
 }
 check_health() {
   peer "$1" "127.0.0.1:$fast_port" health

@@ -43,7 +43,8 @@
 //!    down`, after the bytes they already sent;
 //! 4. connections still open, such as those whose client stopped reading,
 //!    are closed;
-//! 5. it logs how many calls finished and how many it ended, and returns.
+//! 5. it logs how many calls it served, and how many of them it ended,
+//!    and returns.
 //!
 //! tonic's own graceful shutdown would wait for every open stream with no
 //! limit; each step above is bounded.

@@ -116,7 +116,7 @@ async fn sigterm_and_sigint_stop_the_server_with_exit_code_0_and_a_summary() {
         assert_eq!(say_hello(port).await, "Hello, Ferris!");
         server.signal(signal);
         server.wait_for("Shutting down");
-        server.wait_for("Server stopped: 0 calls finished, 0 ended by shutdown");
+        server.wait_for("Server stopped: 1 call served, 0 ended by shutdown");
         assert_eq!(server.exit_code(), Some(0), "after SIG{signal}");
     }
 }

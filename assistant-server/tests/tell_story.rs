@@ -145,7 +145,9 @@ async fn a_client_that_goes_away_is_noticed_at_once_and_the_call_stops() {
     let sent = GREETING.len() + 1024;
     let messages = logs.messages();
     assert!(
-        messages.contains(&format!("Client went away: Peter S after {sent} bytes")),
+        messages.contains(&format!(
+            "Client went away: Peter S after {sent} bytes of text were queued for it"
+        )),
         "{messages:#?}"
     );
     assert_eq!(

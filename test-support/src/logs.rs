@@ -16,6 +16,8 @@ use tracing_subscriber::fmt::MakeWriter;
 #[derive(Debug, Clone, Default)]
 pub struct LogCapture {
     buf: Arc<Mutex<Vec<u8>>>,
+    /// Woken at each line written.
+    written: Arc<tokio::sync::Notify>,
 }
 
 impl LogCapture {
@@ -59,6 +61,30 @@ impl LogCapture {
     pub fn messages(&self) -> Vec<String> {
         self.contents().lines().map(message_of).collect()
     }
+
+    /// Waits until a message that `matches` is logged, and returns how
+    /// many such messages there are then.
+    ///
+    /// # Panics
+    /// If none is logged within [`PATIENCE`](crate::PATIENCE).
+    pub async fn wait_for(&self, matches: impl Fn(&str) -> bool) -> usize {
+        let waiting = async {
+            loop {
+                // Registered before looking, so a line written in between
+                // still wakes us.
+                let written = self.written.notified();
+                let found = self.messages().iter().filter(|m| matches(m)).count();
+                if found > 0 {
+                    return found;
+                }
+                written.await;
+            }
+        };
+        match tokio::time::timeout(crate::PATIENCE, waiting).await {
+            Ok(found) => found,
+            Err(_) => panic!("no such line was logged:\n{}", self.contents()),
+        }
+    }
 }
 
 /// The message of one formatted log line: without its level, and without
@@ -78,6 +104,8 @@ impl io::Write for LogCapture {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         buf.extend_from_slice(data);
+        drop(buf);
+        self.written.notify_waiters();
         Ok(data.len())
     }
 

@@ -115,7 +115,7 @@ pub async fn h2_call_with(
     let response = tokio::time::timeout(PATIENCE, response)
         .await
         .unwrap()
-        .unwrap();
+        .expect("response headers");
     let (parts, mut body) = response.into_parts();
     let mut received = Vec::new();
     let status = match parts.headers.get("grpc-status") {

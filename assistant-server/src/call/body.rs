@@ -96,12 +96,10 @@ impl CallBody {
     }
 
     /// Runs `log` in the call's span, with the caller as the logs name
-    /// them (the user once known) and the response bytes sent so far.
-    pub(crate) fn in_span(&self, log: impl FnOnce(&str, u64)) {
+    /// them (the user once known).
+    pub(crate) fn in_span(&self, log: impl FnOnce(&str)) {
         if let Some(record) = &self.record {
-            record
-                .span
-                .in_scope(|| log(&record.context.client(), record.bytes));
+            record.span.in_scope(|| log(&record.context.client()));
         }
     }
 

@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct Calls {
     active: Arc<watch::Sender<usize>>,
+    /// Calls that have ended, however: the server's total so far.
+    ended: Arc<AtomicU64>,
     ended_by_shutdown: Arc<AtomicU64>,
     /// Calls whose request has not arrived yet, oldest first: the ones to
     /// end when a new call needs a place.
@@ -30,6 +32,7 @@ impl Default for Calls {
     fn default() -> Self {
         Self {
             active: Arc::new(watch::channel(0).0),
+            ended: Arc::default(),
             ended_by_shutdown: Arc::default(),
             awaiting_request: Arc::default(),
         }
@@ -101,6 +104,16 @@ impl Calls {
         let mut rx = self.active.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = rx.wait_for(|active| ready(*active)).await;
+    }
+
+    /// How many calls have ended, however they ended. Calls whose request
+    /// never arrived are not counted: no work of theirs began.
+    pub fn ended(&self) -> u64 {
+        self.ended.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_ended(&self) {
+        self.ended.fetch_add(1, Ordering::Relaxed);
     }
 
     /// How many calls shutdown has ended, rather than let finish.

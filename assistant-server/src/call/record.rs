@@ -78,6 +78,7 @@ impl Drop for Record {
             }
             return;
         }
+        self.calls.count_ended();
         let _entered = self.span.enter();
         let status = if self.context.is_client_gone() {
             None
@@ -94,8 +95,10 @@ impl Drop for Record {
                 Code::Unavailable
             }
             None => {
+                // The bytes the server queued, some of which may not have
+                // reached the client: it cannot know what was read.
                 info!(
-                    "Client went away: {} after {} bytes",
+                    "Client went away: {} after {} bytes of text were queued for it",
                     self.context.client(),
                     self.context.payload_bytes()
                 );

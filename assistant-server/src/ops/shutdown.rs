@@ -12,7 +12,7 @@
 //!    down`, after the bytes they already sent;
 //! 4. connections still open, such as those whose client stopped reading,
 //!    are closed;
-//! 5. it logs how many calls finished and how many it ended.
+//! 5. it logs how many calls it served, and how many of them it ended.
 
 use std::time::Duration;
 
@@ -112,11 +112,9 @@ pub(crate) async fn run(serving: Serving<'_>) {
         let _ = tokio::time::timeout(SHUTDOWN_FLUSH, connections.closed()).await;
     }
 
-    // 5. Account for every call that was in flight.
+    // 5. Account for every call the server took.
+    let served = calls.ended();
     let ended = calls.ended_by_shutdown();
-    let finished = (in_flight as u64).saturating_sub(ended);
-    info!(
-        finished,
-        ended, "Server stopped: {finished} calls finished, {ended} ended by shutdown"
-    );
+    let plural = if served == 1 { "" } else { "s" };
+    info!("Server stopped: {served} call{plural} served, {ended} ended by shutdown");
 }

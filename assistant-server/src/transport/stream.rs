@@ -2,13 +2,13 @@
 //! frame.
 //!
 //! The response is sent as HTTP/2 flow control lets it go: a frame is
-//! taken from the call's body, then waits for send capacity, and only then
-//! is the next one taken, so a call runs at most one frame ahead of its
-//! client. While a frame waits, the call layer's deadline and shutdown
-//! still apply: past either, the stream is reset (RST_STREAM CANCEL), the
-//! call's body is dropped, and what the call held is freed. No trailers
-//! can be sent then: they would queue behind the data the client is not
-//! reading.
+//! taken from the call's body and sent as the client's window opens, and
+//! only once it is all sent is the next one taken. So a call runs at most
+//! one frame ahead of its client, and nothing of it waits inside HTTP/2.
+//! While a frame waits, the call layer's deadline and shutdown still
+//! apply: past either, the call's body is dropped, which frees what the
+//! call held, and the stream ends with the call's status (trailers are not
+//! flow-controlled), or with RST_STREAM CANCEL if a message was cut short.
 //!
 //! A frame that waits for its client longer than a moment is a stall, and
 //! the server says so, once when it begins and once when the client reads
@@ -66,7 +66,8 @@ const STALL_NOTICE: Duration = Duration::from_millis(100);
 
 /// What became of a frame waiting for send capacity.
 enum Waited {
-    Sent,
+    /// This many bytes may be sent.
+    Sent(usize),
     /// The stream is gone (the client reset it or left).
     Gone,
     /// The call had to end first.
@@ -76,6 +77,8 @@ enum Waited {
 /// Sends `body` on `send`, as flow control allows; see the [module
 /// docs](self).
 async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
+    // Bytes sent on the stream: what the client's window has let through.
+    let mut sent = 0u64;
     loop {
         let frame = tokio::select! {
             biased;
@@ -103,32 +106,65 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
                 }
             },
         };
-        if !data.has_remaining() {
-            continue;
-        }
-        match wait_for_capacity(&mut body, &mut send).await {
-            Waited::Sent => {}
-            Waited::Gone => return,
-            Waited::Ended(why) => {
-                body.end_early(why);
-                send.send_reset(Reason::CANCEL);
+        let mut data = data;
+        let whole = data.remaining();
+        while data.has_remaining() {
+            let room = match wait_for_capacity(&mut body, &mut send, data.remaining(), sent).await {
+                Waited::Sent(room) => room,
+                Waited::Gone => return,
+                Waited::Ended(why) => {
+                    let status = body.end_early(why);
+                    end_stalled(&mut send, &status, data.remaining() == whole);
+                    return;
+                }
+            };
+            // Only what the window allows: the rest waits here, where the
+            // deadline and shutdown still reach it, and `sent` stays exact.
+            let piece = if room >= data.remaining() {
+                std::mem::replace(&mut data, Chunk::Encoded(Bytes::new()))
+            } else {
+                // Rare (a window's edge), so a copy is fine.
+                Chunk::Encoded(data.copy_to_bytes(room))
+            };
+            sent += piece.remaining() as u64;
+            if send.send_data(piece, false).is_err() {
                 return;
             }
-        }
-        if send.send_data(data, false).is_err() {
-            return;
         }
     }
 }
 
-/// Waits until the stream may send a frame, or the call must end first.
-async fn wait_for_capacity(body: &mut CallBody, send: &mut SendStream<Chunk>) -> Waited {
-    // A claim of one byte, as hyper makes: claiming the whole frame would
-    // pin connection-level window a stalled stream cannot use. h2 raises
-    // the claim to the frame's length when it is sent.
-    send.reserve_capacity(1);
-    if send.capacity() > 0 {
-        return Waited::Sent;
+/// Ends a stream whose call ended, with `status`, while it waited for
+/// its client's window.
+///
+/// Trailers are not flow-controlled, and nothing of the stream waits
+/// inside HTTP/2, so at a message boundary the status goes at once, even to
+/// a client that has stopped reading: it finds out why when it reads on.
+/// Mid-message, a status would leave the client a message cut short, so
+/// the stream is reset instead.
+fn end_stalled(send: &mut SendStream<Chunk>, status: &Status, at_boundary: bool) {
+    let mut trailers = http::HeaderMap::new();
+    if at_boundary && status.add_header(&mut trailers).is_ok() {
+        let _ = send.send_trailers(trailers);
+    } else {
+        send.send_reset(Reason::CANCEL);
+    }
+}
+
+/// Waits until the stream may send some of a frame of `len` bytes, and
+/// says how much; or until the call must end first. `sent` is for the log.
+async fn wait_for_capacity(
+    body: &mut CallBody,
+    send: &mut SendStream<Chunk>,
+    len: usize,
+    sent: u64,
+) -> Waited {
+    // h2 assigns no more than the stream's window, so a stalled stream
+    // claims none of the connection's window while it waits.
+    send.reserve_capacity(len);
+    let room = send.capacity();
+    if room > 0 {
+        return Waited::Sent(room);
     }
     let (deadline, ending) = body.must_end_by();
     let ending = ending.cloned();
@@ -148,7 +184,7 @@ async fn wait_for_capacity(body: &mut CallBody, send: &mut SendStream<Chunk>) ->
         loop {
             match send.poll_capacity(cx) {
                 Poll::Ready(Some(Ok(0))) => continue,
-                Poll::Ready(Some(Ok(_))) => return Poll::Ready(Waited::Sent),
+                Poll::Ready(Some(Ok(room))) => return Poll::Ready(Waited::Sent(room)),
                 Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Waited::Gone),
                 Poll::Pending => return Poll::Pending,
             }
@@ -172,15 +208,15 @@ async fn wait_for_capacity(body: &mut CallBody, send: &mut SendStream<Chunk>) ->
             waited = &mut capacity => break waited,
             () = &mut notice, if !noticed => {
                 noticed = true;
-                body.in_span(|client, bytes| {
-                    info!("Waiting for {client} to read: the window is full after {bytes} bytes");
+                body.in_span(|client| {
+                    info!("Waiting for {client} to read: the window is full after {sent} bytes");
                 });
             }
         }
     };
-    if noticed && matches!(waited, Waited::Sent) {
+    if noticed && matches!(waited, Waited::Sent(_)) {
         let waited_s = waiting_since.elapsed().as_secs_f64();
-        body.in_span(|client, _| info!("{client} is reading again after {waited_s:.1} s"));
+        body.in_span(|client| info!("{client} is reading again after {waited_s:.1} s"));
     }
     waited
 }
