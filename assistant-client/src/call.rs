@@ -5,13 +5,14 @@ use std::{future::Future, io, time::Duration};
 
 use assistant_proto::{codes::code_name, text::Escaped};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tonic::{CancellationHandle, Request, Status, codec::CompressionEncoding};
+use tonic::{CancellationHandle, Code, Request, Status, codec::CompressionEncoding};
 use tracing::{error, info};
 
 use crate::{ClientError, connect::tls_error};
 
 /// How to make every call: flags every subcommand takes.
 #[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Calling (any command)")]
 pub struct CallArgs {
     /// Compress requests this way, and accept responses compressed this
     /// way (the server answers in kind).
@@ -20,7 +21,7 @@ pub struct CallArgs {
 
     /// Give up on the call after this long, counting to its last message.
     /// The server is told too, and stops working on it. No limit by default.
-    #[arg(long, global = true, value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, global = true, value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub timeout: Option<Duration>,
 }
 
@@ -154,44 +155,56 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// How long past `--timeout` the client waits for the server's own word
+/// that the deadline passed, before it ends the call itself. The server
+/// starts its clock when the request arrives, a little after ours, and
+/// should be the one to end the call: then it logs DEADLINE_EXCEEDED, not a
+/// client that went away.
+const DEADLINE_GRACE: Duration = Duration::from_millis(250);
+
+/// The status of a call that ran out of `timeout`.
+pub(crate) fn deadline_exceeded(timeout: Option<Duration>) -> Status {
+    Status::deadline_exceeded(format!(
+        "the call did not finish within --timeout {}s",
+        timeout.unwrap_or_default().as_secs_f64()
+    ))
+}
+
 /// Runs `call` until it ends, `interrupt` completes (Ctrl-C), or `timeout`
 /// runs out, and says how it ended.
 ///
 /// The timeout covers the whole call, to its last message, not only the
-/// response headers as tonic's own timeout does. Ending the call early
-/// drops its response stream, which cancels it on the server.
+/// response headers as tonic's own timeout does. The server is told it
+/// (`grpc-timeout`) and ends the call then; if it has not, the client ends
+/// it [`DEADLINE_GRACE`] later, dropping its response stream, which cancels
+/// it on the server.
 pub(crate) async fn run(
     call: impl Future<Output = Result<(), CallError>>,
     interrupt: impl Future<Output = ()>,
     timeout: Option<Duration>,
 ) -> Result<Ending, ClientError> {
     let started = tokio::time::Instant::now();
-    let deadline_exceeded = || {
-        Status::deadline_exceeded(format!(
-            "no answer within --timeout {}s",
-            timeout.unwrap_or_default().as_secs_f64()
-        ))
-    };
     let deadline = async {
         match timeout {
-            Some(timeout) => tokio::time::sleep(timeout).await,
+            Some(timeout) => tokio::time::sleep(timeout + DEADLINE_GRACE).await,
             None => std::future::pending().await,
         }
     };
     let result = tokio::select! {
         result = call => result,
         () = interrupt => return Ok(Ending::CancelledByUser),
-        () = deadline => Err(CallError::Status(deadline_exceeded())),
+        () = deadline => Err(CallError::Status(deadline_exceeded(timeout))),
     };
-    // tonic's channel enforces `grpc-timeout` on the response headers
-    // itself, and reports it as CANCELLED ("Timeout expired"). Past our
-    // deadline, that is the deadline.
     let result = match result {
+        // Past the deadline, a server that could not send its status (the
+        // client's window was full) resets the call instead: that, too, is
+        // the deadline. So is the server's own DEADLINE_EXCEEDED, said in
+        // the client's words.
         Err(CallError::Status(status))
-            if status.code() == tonic::Code::Cancelled
+            if matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded)
                 && timeout.is_some_and(|timeout| started.elapsed() >= timeout) =>
         {
-            Err(CallError::Status(deadline_exceeded()))
+            Err(CallError::Status(deadline_exceeded(timeout)))
         }
         // A TLS failure after the handshake seemed done (under TLS 1.3 a
         // server refuses a missing client certificate only then) reaches

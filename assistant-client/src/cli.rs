@@ -94,7 +94,7 @@ pub enum Command {
         texts: Vec<String>,
 
         /// Pause between sends.
-        #[arg(long, default_value = "2", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+        #[arg(long, allow_negative_numbers = true, default_value = "2", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
         send_delay: Duration,
     },
 }
@@ -124,7 +124,13 @@ impl Cli {
             );
             return Err(command.error(ErrorKind::ArgumentConflict, message));
         }
-        Self::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+        let cli = Self::from_arg_matches(&matches).map_err(|err| err.format(&mut command))?;
+        // A --server that cannot be an address is a bad flag, found before
+        // anything is tried.
+        if let Err(err) = cli.connect.target() {
+            return Err(command.error(ErrorKind::ValueValidation, err.to_string()));
+        }
+        Ok(cli)
     }
 
     /// The call to make: the subcommand, or the story with the top-level
@@ -248,6 +254,11 @@ mod tests {
         for args in [
             &["--buffer-size", "0"][..],
             &["--step-sec", "-0.1"],
+            &["--step-sec", "-1"],
+            &["--buffer-size", "-5"],
+            &["--server", "http://exa mple:1"],
+            &["--server", "ftp://127.0.0.1:1"],
+            &["--server", "h:1", "--ca-cert", "ca.pem"],
             &["--step-sec", "x"],
             &["--timeout", "never"],
             &["--buffer-size", "3", "hello"],

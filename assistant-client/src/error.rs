@@ -57,6 +57,14 @@ pub enum ClientError {
     /// A file the flags name cannot be used.
     #[error("{0}")]
     Setup(String),
+    /// The `--timeline` chart could not be written.
+    #[error("cannot write the timeline {}: {reason}", path.display())]
+    Timeline {
+        /// Where it was to go.
+        path: std::path::PathBuf,
+        /// Why it could not.
+        reason: String,
+    },
     /// Writing to stdout failed for a reason other than it closing.
     #[error("cannot write the story: {0}")]
     Output(#[source] std::io::Error),

@@ -17,6 +17,7 @@ pub mod terminal;
 
 mod call;
 mod error;
+mod flow;
 mod reassembly;
 mod typing;
 
@@ -28,6 +29,7 @@ pub use crate::{
     call::{CallArgs, Compression, Ending},
     cli::{Cli, Command},
     error::ClientError,
+    flow::FlowArgs,
 };
 
 /// Runs the command `cli` describes, writing its output to `out`, until it

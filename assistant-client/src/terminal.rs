@@ -28,6 +28,9 @@ pub struct TerminalSafe<W> {
     /// The start of a character whose remaining bytes have not been
     /// written to us yet (at most three bytes).
     partial: Vec<u8>,
+    /// Whether the last line shown is unfinished: shutting down ends it,
+    /// so what the terminal shows next starts on a line of its own.
+    mid_line: bool,
 }
 
 impl<W> TerminalSafe<W> {
@@ -38,6 +41,7 @@ impl<W> TerminalSafe<W> {
             pending: Vec::new(),
             written: 0,
             partial: Vec::new(),
+            mid_line: false,
         }
     }
 
@@ -66,6 +70,9 @@ impl<W> TerminalSafe<W> {
             } else {
                 push_harmless(&mut self.pending, "\u{fffd}");
             }
+        }
+        if let Some(&last) = self.pending.last() {
+            self.mid_line = last != b'\n';
         }
     }
 }
@@ -125,6 +132,11 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for TerminalSafe<W> {
         if !this.partial.is_empty() {
             this.partial.clear();
             push_harmless(&mut this.pending, "\u{fffd}");
+            this.mid_line = true;
+        }
+        if this.mid_line {
+            this.pending.push(b'\n');
+            this.mid_line = false;
         }
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
@@ -138,6 +150,16 @@ mod tests {
     use super::*;
 
     async fn shown(pieces: &[&[u8]]) -> String {
+        let mut terminal = TerminalSafe::new(Vec::new());
+        for piece in pieces {
+            terminal.write_all(piece).await.unwrap();
+        }
+        terminal.flush().await.unwrap();
+        String::from_utf8(terminal.inner).unwrap()
+    }
+
+    /// What the terminal shows once the writer is done with it.
+    async fn left(pieces: &[&[u8]]) -> String {
         let mut terminal = TerminalSafe::new(Vec::new());
         for piece in pieces {
             terminal.write_all(piece).await.unwrap();
@@ -194,7 +216,14 @@ mod tests {
     #[tokio::test]
     async fn bytes_that_are_not_utf8_show_as_replacement_characters() {
         // A lone 0x9b is CSI on a terminal that reads bytes as Latin-1.
-        assert_eq!(shown(&[b"a\x9b2Jb\xff"]).await, "a\u{fffd}2Jb\u{fffd}");
-        assert_eq!(shown(&[b"cut \xe2\x82"]).await, "cut \u{fffd}");
+        assert_eq!(shown(&[b"a\x9b2Jb\xff\n"]).await, "a\u{fffd}2Jb\u{fffd}\n");
+        assert_eq!(left(&[b"cut \xe2\x82"]).await, "cut \u{fffd}\n");
+    }
+
+    #[tokio::test]
+    async fn text_cut_short_mid_line_ends_its_line() {
+        assert_eq!(left(&[b"Alice was begin"]).await, "Alice was begin\n");
+        assert_eq!(left(&[b"a whole line\n"]).await, "a whole line\n");
+        assert_eq!(left(&[]).await, "");
     }
 }

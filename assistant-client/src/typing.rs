@@ -17,6 +17,8 @@ use tokio::{
     time::{Instant, sleep_until},
 };
 
+use crate::flow::Flow;
+
 /// How far behind schedule typing may fall and still catch up; further
 /// behind, the schedule restarts from now.
 pub(crate) const CATCH_UP_LIMIT: Duration = Duration::from_millis(50);
@@ -100,6 +102,10 @@ pub(crate) struct Typist<W> {
     text: String,
     /// The earliest moment the next group may be written.
     next: Option<Instant>,
+    /// Bytes of the stream typed so far.
+    typed: u64,
+    /// Where typed bytes are reported as they go, if anywhere.
+    flow: Option<Flow>,
 }
 
 impl<W: AsyncWrite + Unpin> Typist<W> {
@@ -112,6 +118,26 @@ impl<W: AsyncWrite + Unpin> Typist<W> {
             decoder: Utf8Decoder::default(),
             text: String::new(),
             next: None,
+            typed: 0,
+            flow: None,
+        }
+    }
+
+    /// Reports each group typed to `flow`, if given.
+    pub(crate) fn watched_by(mut self, flow: Option<Flow>) -> Self {
+        self.flow = flow;
+        self
+    }
+
+    /// Bytes of the stream typed so far.
+    pub(crate) fn typed(&self) -> u64 {
+        self.typed
+    }
+
+    fn count(&mut self, bytes: u64) {
+        self.typed += bytes;
+        if let Some(flow) = &self.flow {
+            flow.typed(bytes);
         }
     }
 
@@ -124,8 +150,24 @@ impl<W: AsyncWrite + Unpin> Typist<W> {
         let mut text = std::mem::take(&mut self.text);
         text.clear();
         self.decoder.decode(bytes, &mut text);
+        let before = self.typed;
         let result = self.type_text(&text).await;
         self.text = text;
+        // Groups are counted as decoded text; the chunk's own length is
+        // what it was on the wire (a character split across chunks, a
+        // replacement character).
+        if result.is_ok() {
+            let counted = self.typed - before;
+            let chunk = bytes.len() as u64;
+            if chunk > counted {
+                self.count(chunk - counted);
+            } else {
+                self.typed -= counted - chunk;
+                if let Some(flow) = &self.flow {
+                    flow.untyped(counted - chunk);
+                }
+            }
+        }
         result
     }
 
@@ -133,7 +175,17 @@ impl<W: AsyncWrite + Unpin> Typist<W> {
     pub(crate) async fn finish(&mut self) -> std::io::Result<()> {
         let mut text = String::new();
         self.decoder.finish(&mut text);
-        self.type_text(&text).await
+        // Its bytes were counted with the chunk they came in.
+        let (typed, flow) = (self.typed, self.flow.take());
+        let result = self.type_text(&text).await;
+        (self.typed, self.flow) = (typed, flow);
+        result
+    }
+
+    /// Leaves the output for good: a terminal gets its cursor at the start
+    /// of a line (see [`crate::terminal::TerminalSafe`]).
+    pub(crate) async fn leave(&mut self) -> std::io::Result<()> {
+        self.out.shutdown().await
     }
 
     /// The writer, for tests to inspect.
@@ -149,7 +201,9 @@ impl<W: AsyncWrite + Unpin> Typist<W> {
         if self.step.is_zero() {
             // Without pauses, groups are invisible: one write is far faster.
             self.out.write_all(text.as_bytes()).await?;
-            return self.out.flush().await;
+            self.out.flush().await?;
+            self.count(text.len() as u64);
+            return Ok(());
         }
         for group in char_groups(text, self.buffer_size) {
             // The schedule advances by `step` from when the previous group
@@ -170,6 +224,7 @@ impl<W: AsyncWrite + Unpin> Typist<W> {
             }
             self.out.write_all(group.as_bytes()).await?;
             self.out.flush().await?;
+            self.count(group.len() as u64);
             self.next = Some(due + self.step);
         }
         Ok(())

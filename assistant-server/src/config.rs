@@ -38,46 +38,46 @@ pub struct Config {
 
     /// The largest story served, in bytes; a bigger file is refused with
     /// FAILED_PRECONDITION.
-    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_story_size: u64,
 
     /// Bytes of stories from --stories-dir kept in memory between calls;
     /// past it, the story used longest ago is let go (and read again when
     /// asked for).
-    #[arg(long, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
     pub story_cache: u64,
 
     /// Pause after the greeting, standing in for story generation.
-    #[arg(long, default_value = "3", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "3", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub think_time: Duration,
 
     /// Bytes of story per streamed message.
-    #[arg(long, default_value_t = 1024, value_name = "BYTES",
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1024, value_name = "BYTES",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CHUNK_SIZE as u64))]
     pub chunk_size: usize,
 
     /// Pause after each story chunk. The tutorial suggests 3 to watch a
     /// client wait for the server.
-    #[arg(long, default_value = "0.05", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "0.05", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub chunk_delay: Duration,
 
     /// `ChatStream` (server streaming): pause after each message.
-    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub chat_stream_delay: Duration,
 
     /// `Chat` (bidirectional): pause after each reply.
-    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub chat_reply_delay: Duration,
 
     /// On SIGINT or SIGTERM, how long calls in flight may take to finish
     /// before the server ends them with UNAVAILABLE.
-    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "10", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub shutdown_grace: Duration,
 
     /// Calls at most, at once, across all connections; past it calls are
     /// refused with RESOURCE_EXHAUSTED. Health checks and reflection are
     /// exempt.
-    #[arg(long, default_value_t = 16_384, value_name = "CALLS",
+    #[arg(long, allow_negative_numbers = true, default_value_t = 16_384, value_name = "CALLS",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_calls: usize,
 
@@ -85,50 +85,55 @@ pub struct Config {
     /// place of the oldest one still in its handshake, or is refused with
     /// an HTTP/2 GOAWAY saying why. By default: 10000, or fewer if the
     /// limit on open files is lower.
-    #[arg(long, value_name = "CONNECTIONS",
+    #[arg(long, allow_negative_numbers = true, value_name = "CONNECTIONS",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: Option<usize>,
 
     /// Calls at most, at once, on one connection: its share of
     /// --max-calls. Past it, the connection's calls are refused with
     /// RESOURCE_EXHAUSTED. Health checks and reflection are exempt.
-    #[arg(long, default_value_t = 1024, value_name = "CALLS",
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1024, value_name = "CALLS",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_calls_per_connection: usize,
 
     /// How long a call whose request is one message (all but CollectStream
     /// and Chat) may take for that message to arrive.
-    #[arg(long, default_value = "5", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "5", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub request_timeout: Duration,
 
     /// HTTP/2 streams (calls) at most on one connection at once; clients
     /// wait for a free one, and a stream past it is refused.
-    #[arg(long, default_value_t = 1024, value_name = "STREAMS",
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1024, value_name = "STREAMS",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_streams: u32,
 
     /// Messages at most in one client stream (`CollectStream`, `Chat`).
-    #[arg(long, default_value_t = 10_000, value_name = "MESSAGES")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 10_000,
+        value_name = "MESSAGES"
+    )]
     pub max_stream_messages: u64,
 
     /// Bytes of text at most in one client stream (`CollectStream`, `Chat`).
-    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_stream_bytes: u64,
 
     /// Ping each connection this often (HTTP/2 keepalive) to find dead
     /// peers.
-    #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "60", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub keepalive_interval: Duration,
 
     /// Close a connection whose peer does not answer a keepalive ping in
     /// this long.
-    #[arg(long, default_value = "20", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "20", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub keepalive_timeout: Duration,
 
     /// Close a connection that has not finished its handshake (TLS, the
     /// HTTP/2 preface and its first SETTINGS frame) this long after it
     /// opens.
-    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "10", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub handshake_timeout: Duration,
 
     /// Serve TLS with this PEM certificate (chain); needs --tls-key.

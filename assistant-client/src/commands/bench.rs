@@ -37,19 +37,24 @@ use crate::{
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Calls in flight at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 16, value_name = "CALLS", value_parser = clap::value_parser!(u64).range(1..))]
     pub concurrency: u64,
 
     /// Connections the calls are spread over.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 4, value_name = "CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     pub connections: u64,
 
     /// Stop after this many calls.
-    #[arg(long, conflicts_with = "duration")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "CALLS",
+        conflicts_with = "duration"
+    )]
     pub calls: Option<u64>,
 
     /// Stop after this long (10 s if neither this nor --calls is given).
-    #[arg(long, value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub duration: Option<Duration>,
 
     /// Also write the results to this file as JSON.

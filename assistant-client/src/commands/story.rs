@@ -10,13 +10,16 @@ use assistant_proto::{
 };
 use clap::Args;
 use tokio::io::AsyncWrite;
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
+use tonic_prost::prost::Message;
 use tracing::{debug, info, warn};
 
 use crate::{
     ClientError,
     call::{self, CallArgs, CallError, Ending},
     connect::{Channel, Connection, tls_error},
+    flow::{self, Flow, FlowArgs},
     reassembly::Reassembly,
     typing::Typist,
 };
@@ -24,6 +27,7 @@ use crate::{
 /// What to ask for, how to type it, and how hard to try: the story's
 /// flags.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "The story")]
 pub struct StoryArgs {
     /// Your name, for the greeting.
     #[arg(long, default_value = "Peter S")]
@@ -45,22 +49,31 @@ pub struct StoryArgs {
 
     /// If the connection drops, retry this many times in a row, resuming
     /// from the bytes already received.
-    #[arg(long, default_value_t = 5, value_name = "TIMES")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 5,
+        value_name = "TIMES"
+    )]
     pub retries: u32,
 
     /// The wait before the first retry; each next waits 1.6 times longer
     /// (at most 30 s), with 20% jitter.
-    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub retry_backoff: Duration,
 
     /// Characters typed at a time.
-    #[arg(long, default_value_t = 5, value_name = "CHARS",
+    #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_name = "CHARS",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_048_576))]
     pub buffer_size: usize,
 
     /// Pause between groups of characters. 0 prints each message at once.
-    #[arg(long, default_value = "0.1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
+    #[arg(long, allow_negative_numbers = true, default_value = "0.1", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub step_sec: Duration,
+
+    /// Showing how the story flows.
+    #[command(flatten)]
+    pub flow: FlowArgs,
 }
 
 /// The longest wait between retries.
@@ -133,9 +146,15 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
         "Requesting with user_name={}, institution={}",
         args.user_name, args.institution
     );
-    let mut typist = Typist::new(out, args.buffer_size, args.step_sec);
+    let flow = args.flow.any().then(Flow::default);
+    let mut typist = Typist::new(out, args.buffer_size, args.step_sec).watched_by(flow.clone());
     let timeout = options.timeout;
     let wire = connection.wire.clone();
+    let watching = flow.clone().map(|flow| {
+        let done = CancellationToken::new();
+        let watch = tokio::spawn(flow::watch(flow, args.flow.clone(), done.clone()));
+        (watch, done)
+    });
 
     let story = async {
         let mut story = Reassembly::default();
@@ -144,9 +163,14 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
             let before = story.received();
             let result = match connection.ready().await {
                 Ok(channel) => {
+                    let channel = match &flow {
+                        Some(flow) => channel.watched_by(flow.clone()),
+                        None => channel,
+                    };
                     let mut client =
                         call::compressed!(AssistantServiceClient::new(channel), options);
-                    attempt(&mut client, args, timeout, &mut story, &mut typist).await
+                    let flow = flow.as_ref();
+                    attempt(&mut client, args, timeout, &mut story, &mut typist, flow).await
                 }
                 // Reconnecting failed: the server is still away.
                 Err(err) => Err(CallError::Status(Status::unavailable(err.to_string()))),
@@ -196,10 +220,38 @@ pub async fn tell_story<W: AsyncWrite + Unpin>(
 
     let ending = match call::run(story, interrupt, timeout).await? {
         Ending::Failed(status) if status.code() == Code::Cancelled => Ending::CancelledByServer,
+        Ending::Failed(status) if status.code() == Code::DeadlineExceeded => {
+            Ending::Failed(cut_short(timeout, typist.typed()))
+        }
         ending => ending,
     };
+    // A terminal's next line starts on a line of its own, after a story
+    // cut short mid-line.
+    if !matches!(ending, Ending::OutputClosed) {
+        let _ = typist.leave().await;
+    }
+    let watched = match watching {
+        Some((watch, done)) => {
+            done.cancel();
+            watch.await.unwrap_or(Ok(()))
+        }
+        None => Ok(()),
+    };
     report(&ending);
+    watched?;
     Ok(ending)
+}
+
+/// The status of a story that `--timeout` cut short after `typed` bytes.
+fn cut_short(timeout: Option<Duration>, typed: u64) -> Status {
+    let timeout = timeout.unwrap_or_default().as_secs_f64();
+    if typed == 0 {
+        Status::deadline_exceeded(format!("no story came within --timeout {timeout}s"))
+    } else {
+        Status::deadline_exceeded(format!(
+            "--timeout {timeout}s ran out after {typed} bytes of the story were typed"
+        ))
+    }
 }
 
 /// One call, from where `story` has got to, typing what arrives.
@@ -209,6 +261,7 @@ async fn attempt<W: AsyncWrite + Unpin>(
     timeout: Option<Duration>,
     story: &mut Reassembly,
     typist: &mut Typist<W>,
+    flow: Option<&Flow>,
 ) -> Result<(), CallError> {
     let (resume_from, story_version) = story.resume_point();
     let request = args.request(resume_from, story_version);
@@ -227,6 +280,11 @@ async fn attempt<W: AsyncWrite + Unpin>(
     };
     while let Some(message) = stream.message().await? {
         let new = story.accept(&message)?;
+        if let Some(flow) = flow {
+            // As HTTP/2 carried it: the message and its 5-byte prefix.
+            let wire = message.encoded_len() as u64 + 5;
+            flow.accepted(wire, new.len() as u64);
+        }
         typist.type_bytes(new).await?;
     }
     Ok(())

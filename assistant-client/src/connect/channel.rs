@@ -21,12 +21,15 @@ use std::{
 };
 
 use bytes::{Buf, Bytes};
-use h2::{Reason, RecvStream, SendStream, client::SendRequest};
+use h2::{Reason, SendStream, client::SendRequest};
 use http::uri::{Authority, Scheme};
-use http_body::{Body, Frame};
+use http_body::Body;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
+
+use super::response::{ResponseBody, Waiting};
+use crate::flow::Flow;
 
 /// What the user agent header says the client is.
 const USER_AGENT: &str = concat!("assistant-client/", env!("CARGO_PKG_VERSION"));
@@ -39,6 +42,9 @@ pub struct Channel {
     scheme: Scheme,
     authority: Authority,
     shared: Arc<Shared>,
+    /// Where calls on this handle report their responses' flow, if
+    /// anywhere.
+    flow: Option<Flow>,
 }
 
 /// What the connection's calls, its driver and its keepalive share.
@@ -46,7 +52,7 @@ pub struct Channel {
 pub(super) struct Shared {
     /// Calls waiting on the server: for response headers, or for more of
     /// a response body that the application has asked for.
-    waiting: AtomicUsize,
+    pub(super) waiting: AtomicUsize,
     /// Since when some call has been waiting, and when the server last
     /// sent headers or data on any call.
     times: Mutex<Times>,
@@ -86,7 +92,7 @@ impl Shared {
         })
     }
 
-    fn times(&self) -> std::sync::MutexGuard<'_, Times> {
+    pub(super) fn times(&self) -> std::sync::MutexGuard<'_, Times> {
         self.times.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -97,7 +103,7 @@ impl Shared {
     }
 
     /// The server sent headers or data.
-    fn heard(&self) {
+    pub(super) fn heard(&self) {
         self.times().heard = Instant::now();
     }
 
@@ -109,7 +115,7 @@ impl Shared {
     }
 
     /// The status of a call that failed with `err`.
-    fn status(&self, err: h2::Error) -> Status {
+    pub(super) fn status(&self, err: h2::Error) -> Status {
         if err.is_io() || err.is_go_away() || self.closed_because.get().is_some() {
             self.broken.store(true, Ordering::Release);
         }
@@ -140,25 +146,6 @@ impl Shared {
     }
 }
 
-/// Counts a call as waiting on the server while it lives.
-#[derive(Debug)]
-struct Waiting(Arc<Shared>);
-
-impl Waiting {
-    fn start(shared: &Arc<Shared>) -> Self {
-        if shared.waiting.fetch_add(1, Ordering::AcqRel) == 0 {
-            shared.times().waiting_since = Instant::now();
-        }
-        Self(Arc::clone(shared))
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl Channel {
     /// Whether the connection has closed: calls on it would fail.
     pub fn is_closed(&self) -> bool {
@@ -176,6 +163,15 @@ impl Channel {
             scheme,
             authority,
             shared,
+            flow: None,
+        }
+    }
+
+    /// This channel, with each call's response reporting to `flow`.
+    pub(crate) fn watched_by(&self, flow: Flow) -> Self {
+        Self {
+            flow: Some(flow),
+            ..self.clone()
         }
     }
 }
@@ -222,7 +218,8 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Channel {
             tokio::spawn(send_request_body(body, send_body, cancelled));
         }
         let shared = Arc::clone(&self.shared);
-        let waiting = Waiting::start(&shared);
+        let flow = self.flow.clone();
+        let waiting = Waiting::start(&shared, flow.as_ref());
         Box::pin(async move {
             // Dropped with the future, or handed on to the body: either way
             // the request stream is reset when the call is abandoned.
@@ -230,20 +227,14 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Channel {
             let response = response.await.map_err(|err| shared.status(err))?;
             drop(waiting);
             shared.heard();
-            Ok(response.map(|recv| ResponseBody {
-                recv,
-                data_done: false,
-                waiting: None,
-                shared,
-                _cancel: cancel,
-            }))
+            Ok(response.map(|recv| ResponseBody::new(recv, shared, flow, cancel)))
         })
     }
 }
 
 /// Resets a call's request stream when the call is abandoned.
 #[derive(Debug)]
-struct CancelOnDrop(Option<oneshot::Sender<()>>);
+pub(super) struct CancelOnDrop(Option<oneshot::Sender<()>>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -312,74 +303,5 @@ async fn send_request_body(
                 Some(Err(_)) | None => return,
             }
         }
-    }
-}
-
-/// A response body: what the server sends, handed to tonic as it arrives,
-/// with the flow-control window given back as tonic takes each piece.
-#[derive(Debug)]
-pub struct ResponseBody {
-    recv: RecvStream,
-    data_done: bool,
-    /// Set while the application waits for data the server has not sent.
-    waiting: Option<Waiting>,
-    shared: Arc<Shared>,
-    _cancel: CancelOnDrop,
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let this = &mut *self;
-        if !this.data_done {
-            match this.recv.poll_data(cx) {
-                Poll::Ready(Some(Ok(data))) => {
-                    this.waiting = None;
-                    this.shared.heard();
-                    // What tonic takes is as good as read: the server may
-                    // send that much more.
-                    let _ = this.recv.flow_control().release_capacity(data.len());
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Poll::Ready(Some(Err(err))) => {
-                    this.waiting = None;
-                    return Poll::Ready(Some(Err(this.shared.status(err))));
-                }
-                Poll::Ready(None) => this.data_done = true,
-                Poll::Pending => {
-                    if this.waiting.is_none() {
-                        this.waiting = Some(Waiting::start(&this.shared));
-                    }
-                    return Poll::Pending;
-                }
-            }
-        }
-        let trailers = match this.recv.poll_trailers(cx) {
-            Poll::Ready(trailers) => trailers,
-            Poll::Pending => {
-                if this.waiting.is_none() {
-                    this.waiting = Some(Waiting::start(&this.shared));
-                }
-                return Poll::Pending;
-            }
-        };
-        this.waiting = None;
-        match trailers {
-            Ok(Some(trailers)) => {
-                this.shared.heard();
-                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
-            }
-            Ok(None) => Poll::Ready(None),
-            Err(err) => Poll::Ready(Some(Err(this.shared.status(err)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
     }
 }

@@ -8,6 +8,7 @@
 
 mod channel;
 mod keepalive;
+mod response;
 mod tls;
 mod wire;
 
@@ -25,11 +26,8 @@ use tokio::{
 use tracing::debug;
 
 pub(crate) use self::tls::tls_error;
+pub use self::{channel::Channel, response::ResponseBody, wire::WireBytes};
 use self::{channel::Shared, wire::Counted};
-pub use self::{
-    channel::{Channel, ResponseBody},
-    wire::WireBytes,
-};
 use crate::ClientError;
 
 /// The server the client calls by default: the tutorial's.
@@ -54,6 +52,7 @@ const MAX_HEADER_LIST: u32 = 64 * 1024;
 
 /// Where the server is, and how to trust it: flags every subcommand takes.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Connecting (any command)")]
 pub struct ConnectArgs {
     /// The server: a URL such as http://127.0.0.1:50051 (https:// for
     /// TLS), or a bare host:port.
@@ -80,19 +79,19 @@ pub struct ConnectArgs {
 
     /// Give up connecting after this long: TCP, TLS, and the server's
     /// first HTTP/2 answer.
-    #[arg(long, global = true, default_value = "5", value_name = "SECONDS",
+    #[arg(long, allow_negative_numbers = true, global = true, default_value = "5", value_name = "SECONDS",
           value_parser = assistant_proto::seconds::parse)]
     pub connect_timeout: Duration,
 
     /// While a call waits on a silent server, ping it (HTTP/2 PING) after
     /// this long; 0 never pings. A dead server is noticed within about
     /// --keepalive-interval + --keepalive-timeout.
-    #[arg(long, global = true, default_value = "10", value_name = "SECONDS",
+    #[arg(long, allow_negative_numbers = true, global = true, default_value = "10", value_name = "SECONDS",
           value_parser = assistant_proto::seconds::parse)]
     pub keepalive_interval: Duration,
 
     /// Close the connection when a ping gets no answer in this long.
-    #[arg(long, global = true, default_value = "10", value_name = "SECONDS",
+    #[arg(long, allow_negative_numbers = true, global = true, default_value = "10", value_name = "SECONDS",
           value_parser = assistant_proto::seconds::parse)]
     pub keepalive_timeout: Duration,
 }
