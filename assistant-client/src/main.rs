@@ -3,7 +3,14 @@
 //! The story goes to stdout (made harmless when it is a terminal);
 //! everything else goes to stderr.
 
-use std::{io::IsTerminal, process::ExitCode};
+use std::{
+    io::IsTerminal,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use assistant_client::{Cli, terminal::TerminalSafe};
 use tracing_subscriber::EnvFilter;
@@ -21,18 +28,28 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    let on_terminal = std::io::stdout().is_terminal();
+    let interrupted = Arc::new(AtomicBool::new(false));
     let interrupt = async {
         // If the handler cannot be installed, Ctrl-C keeps its default
         // effect of ending the process at once.
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
+        interrupted.store(true, Ordering::Relaxed);
+        // The terminal echoed `^C`: what is logged next starts on a line
+        // of its own. (With the story on the terminal, its writer ends the
+        // line when the call stops.)
+        if !on_terminal && std::io::stderr().is_terminal() {
+            eprintln!();
+        }
     };
     // A terminal acts on control characters; a file or a pipe gets the
     // exact bytes.
     let stdout = tokio::io::stdout();
-    let result = if std::io::stdout().is_terminal() {
-        assistant_client::run(cli, TerminalSafe::new(stdout), interrupt).await
+    let result = if on_terminal {
+        let terminal = TerminalSafe::new(stdout).interrupted_by(interrupted.clone());
+        assistant_client::run(cli, terminal, interrupt).await
     } else {
         assistant_client::run(cli, stdout, interrupt).await
     };

@@ -12,6 +12,10 @@
 use std::{
     io,
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll, ready},
 };
 
@@ -31,6 +35,9 @@ pub struct TerminalSafe<W> {
     /// Whether the last line shown is unfinished: shutting down ends it,
     /// so what the terminal shows next starts on a line of its own.
     mid_line: bool,
+    /// Set when Ctrl-C was pressed: the terminal echoed `^C` after the
+    /// text, so the line is unfinished whatever the text was.
+    interrupted: Option<Arc<AtomicBool>>,
 }
 
 impl<W> TerminalSafe<W> {
@@ -42,7 +49,15 @@ impl<W> TerminalSafe<W> {
             written: 0,
             partial: Vec::new(),
             mid_line: false,
+            interrupted: None,
         }
+    }
+
+    /// Ends the line on shutdown once `interrupted` is set, as it is when
+    /// Ctrl-C makes the terminal echo `^C`.
+    pub fn interrupted_by(mut self, interrupted: Arc<AtomicBool>) -> Self {
+        self.interrupted = Some(interrupted);
+        self
     }
 
     /// Appends `bytes`, made harmless, to the pending output.
@@ -134,7 +149,8 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for TerminalSafe<W> {
             push_harmless(&mut this.pending, "\u{fffd}");
             this.mid_line = true;
         }
-        if this.mid_line {
+        let echoed = (this.interrupted.as_ref()).is_some_and(|flag| flag.load(Ordering::Relaxed));
+        if this.mid_line || echoed {
             this.pending.push(b'\n');
             this.mid_line = false;
         }
@@ -218,6 +234,16 @@ mod tests {
         // A lone 0x9b is CSI on a terminal that reads bytes as Latin-1.
         assert_eq!(shown(&[b"a\x9b2Jb\xff\n"]).await, "a\u{fffd}2Jb\u{fffd}\n");
         assert_eq!(left(&[b"cut \xe2\x82"]).await, "cut \u{fffd}\n");
+    }
+
+    #[tokio::test]
+    async fn after_ctrl_c_the_line_ends_even_after_a_newline() {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let mut terminal = TerminalSafe::new(Vec::new()).interrupted_by(interrupted.clone());
+        terminal.write_all(b"a whole line\n").await.unwrap();
+        interrupted.store(true, Ordering::Relaxed);
+        terminal.shutdown().await.unwrap();
+        assert_eq!(terminal.inner, b"a whole line\n\n");
     }
 
     #[tokio::test]

@@ -172,11 +172,11 @@ fn release(bytes: &mut Vec<u8>, (rows, _): (u16, u16)) {
 }
 
 /// The counts in words: `received 65,536 B | typed 1,230 B | waiting
-/// 64,306 B | the server waits for the client to read`.
+/// 64,306 B | server waits for client (window full)`.
 pub(crate) fn describe(snapshot: Snapshot) -> String {
     let who = match snapshot.waiting {
-        Waiting::ForServer => "the client waits for the server",
-        Waiting::ForClient => "the server waits: the client's window is full",
+        Waiting::ForServer => "client waits for server",
+        Waiting::ForClient => "server waits for client (window full)",
         Waiting::Nobody => "nobody waits",
     };
     format!(
@@ -259,11 +259,11 @@ mod tests {
         assert_eq!(
             describe(snapshot(65_536, 1_230, Waiting::ForClient)),
             "received 65,536 B | typed 1,230 B | waiting 64,306 B | \
-             the server waits: the client's window is full"
+             server waits for client (window full)"
         );
         assert!(
             describe(snapshot(46, 46, Waiting::ForServer))
-                .ends_with("waiting 0 B | the client waits for the server")
+                .ends_with("waiting 0 B | client waits for server")
         );
     }
 
