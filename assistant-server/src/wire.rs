@@ -39,6 +39,45 @@ impl Chunk {
     }
 }
 
+impl Chunk {
+    /// Takes the first `n` bytes off as a chunk of their own, sharing the
+    /// bytes rather than copying them.
+    pub(crate) fn split_to(&mut self, n: usize) -> Self {
+        match self {
+            Self::Encoded(bytes) => Self::Encoded(bytes.split_to(n)),
+            Self::Story(messages) => Self::Story(messages.split_to(n)),
+        }
+    }
+
+    /// The bytes left of the gRPC message being taken: 0 between messages.
+    /// `original` is the chunk's bytes before any were taken, for tonic's
+    /// chunks, which do not keep count themselves.
+    pub(crate) fn rest_of_message(&self, original: Option<&Bytes>) -> usize {
+        match self {
+            Self::Story(messages) => messages
+                .messages
+                .get(messages.next)
+                .filter(|message| message.taken > 0)
+                .map_or(0, Buf::remaining),
+            Self::Encoded(rest) => {
+                let Some(original) = original else { return 0 };
+                let taken = original.len().saturating_sub(rest.len());
+                // Message after message by their length prefixes, to the
+                // first that ends at or past what was taken.
+                let mut end = 0;
+                while end < taken {
+                    let Some(prefix) = original.get(end + 1..end + 5) else {
+                        return rest.len();
+                    };
+                    let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                    end += 5 + len as usize;
+                }
+                (end - taken).min(rest.len())
+            }
+        }
+    }
+}
+
 impl Buf for Chunk {
     fn remaining(&self) -> usize {
         match self {
@@ -88,6 +127,25 @@ impl StoryMessages {
     /// How many messages, taken or not.
     pub(crate) fn len(&self) -> usize {
         self.messages.len()
+    }
+
+    /// Takes the first `n` bytes off, as messages of their own (the last
+    /// perhaps the front of one) that share the story's text: nothing is
+    /// copied.
+    fn split_to(&mut self, n: usize) -> Self {
+        assert!(n <= self.remaining, "split past the end of the messages");
+        let mut front = Self::default();
+        let mut left = n;
+        while left > 0 {
+            let message = &self.messages[self.next];
+            let here = message.remaining().min(left);
+            let mut piece = message.clone();
+            piece.cut += message.remaining() - here;
+            front.push(piece);
+            self.advance(here);
+            left -= here;
+        }
+        front
     }
 }
 
@@ -149,8 +207,9 @@ const TAIL: usize = 77;
 /// The longest version a message can carry inline.
 pub(crate) const MAX_VERSION: usize = 64;
 
-/// One `TellStoryResponse`, framed for gRPC, around a slice of the story.
-#[derive(Debug)]
+/// One `TellStoryResponse`, framed for gRPC, around a slice of the story;
+/// or the front of one, split off to fit a window.
+#[derive(Debug, Clone)]
 pub(crate) struct StoryMessage {
     head: [u8; HEAD],
     head_len: u8,
@@ -159,6 +218,8 @@ pub(crate) struct StoryMessage {
     tail_len: u8,
     /// Bytes already taken, across head, text and tail.
     taken: usize,
+    /// Bytes left off the end: split off to go later.
+    cut: usize,
 }
 
 fn put_varint(out: &mut [u8], at: &mut usize, mut value: u64) {
@@ -209,15 +270,24 @@ impl StoryMessage {
             tail,
             tail_len: tail_len as u8,
             taken: 0,
+            cut: 0,
         }
     }
 
+    /// Head, text and tail, without what is cut off the end.
     fn parts(&self) -> [&[u8]; 3] {
-        [
+        let mut parts = [
             &self.head[..usize::from(self.head_len)],
-            &self.text,
+            &self.text[..],
             &self.tail[..usize::from(self.tail_len)],
-        ]
+        ];
+        let mut cut = self.cut;
+        for part in parts.iter_mut().rev() {
+            let here = cut.min(part.len());
+            *part = &part[..part.len() - here];
+            cut -= here;
+        }
+        parts
     }
 }
 
@@ -421,5 +491,63 @@ mod tests {
             }
             assert_eq!(out, whole, "steps of {step}");
         }
+    }
+
+    fn three_messages() -> StoryMessages {
+        let story = Bytes::from_static(b"Alice was beginning to get very tired");
+        let mut messages = StoryMessages::default();
+        for (at, end) in [(0, 10), (10, 25), (25, 37)] {
+            messages.push(StoryMessage::new(story.slice(at..end), at as u64, "v1"));
+        }
+        messages
+    }
+
+    #[test]
+    fn split_messages_yield_every_byte_once_and_share_the_text() {
+        let whole = bytes_of(three_messages());
+        for first in 0..=whole.len() {
+            for second in 0..=whole.len() - first {
+                let mut rest = three_messages();
+                let a = rest.split_to(first);
+                let b = rest.split_to(second);
+                assert_eq!(
+                    a.remaining() + b.remaining() + rest.remaining(),
+                    whole.len()
+                );
+                let joined = [bytes_of(a), bytes_of(b), bytes_of(rest)].concat();
+                assert_eq!(joined, whole, "split at {first}, then {second}");
+            }
+        }
+        let mut rest = three_messages();
+        let front = Chunk::Story(rest.split_to(20));
+        let mut slices = [IoSlice::new(&[]); 8];
+        let n = front.chunks_vectored(&mut slices);
+        let story_text = three_messages().messages[0].text.as_ptr();
+        assert!(
+            slices[..n].iter().any(|s| s.as_ptr() == story_text),
+            "no copy"
+        );
+    }
+
+    #[test]
+    fn the_rest_of_a_message_begun_is_known_from_either_kind_of_chunk() {
+        let mut story = Chunk::Story(three_messages());
+        assert_eq!(story.rest_of_message(None), 0);
+        let first = three_messages().messages[0].remaining();
+        story.advance(3);
+        assert_eq!(story.rest_of_message(None), first - 3);
+        story.advance(first - 3);
+        assert_eq!(story.rest_of_message(None), 0);
+
+        // tonic's: two messages of 2 and 3 bytes.
+        let original = Bytes::from_static(b"\0\0\0\0\x02ab\0\0\0\0\x03cde");
+        let mut encoded = Chunk::Encoded(original.clone());
+        assert_eq!(encoded.rest_of_message(Some(&original)), 0);
+        encoded.advance(4);
+        assert_eq!(encoded.rest_of_message(Some(&original)), 3);
+        encoded.advance(3);
+        assert_eq!(encoded.rest_of_message(Some(&original)), 0);
+        encoded.advance(6);
+        assert_eq!(encoded.rest_of_message(Some(&original)), 2);
     }
 }

@@ -68,13 +68,22 @@ impl LogCapture {
     /// # Panics
     /// If none is logged within [`PATIENCE`](crate::PATIENCE).
     pub async fn wait_for(&self, matches: impl Fn(&str) -> bool) -> usize {
+        self.wait_for_lines(1, matches).await
+    }
+
+    /// Waits until `n` messages that `matches` are logged, and returns how
+    /// many such messages there are then.
+    ///
+    /// # Panics
+    /// If fewer are logged within [`PATIENCE`](crate::PATIENCE).
+    pub async fn wait_for_lines(&self, n: usize, matches: impl Fn(&str) -> bool) -> usize {
         let waiting = async {
             loop {
                 // Registered before looking, so a line written in between
                 // still wakes us.
                 let written = self.written.notified();
                 let found = self.messages().iter().filter(|m| matches(m)).count();
-                if found > 0 {
+                if found >= n {
                     return found;
                 }
                 written.await;
@@ -82,7 +91,7 @@ impl LogCapture {
         };
         match tokio::time::timeout(crate::PATIENCE, waiting).await {
             Ok(found) => found,
-            Err(_) => panic!("no such line was logged:\n{}", self.contents()),
+            Err(_) => panic!("not enough such lines were logged:\n{}", self.contents()),
         }
     }
 }

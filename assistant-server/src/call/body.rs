@@ -19,7 +19,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Code, Status};
 
-use super::{deadline::deadline_exceeded, record::Record, shutting_down};
+use super::{calls::StalledGuard, deadline::deadline_exceeded, record::Record, shutting_down};
 use crate::wire::{Chunk, ResponseBody};
 
 /// A response body that ends early on deadline or shutdown, and records
@@ -46,6 +46,9 @@ pub(crate) enum EndEarly {
     Deadline,
     /// Shutdown ended calls of this kind.
     Shutdown,
+    /// The server, full, needed the place of this call, stalled on a
+    /// client that does not read.
+    MadeRoom,
 }
 
 impl std::fmt::Debug for CallBody {
@@ -103,6 +106,12 @@ impl CallBody {
         }
     }
 
+    /// Registers the call as stalled on its client, so that a full server
+    /// may end it to make room; `None` for calls exempt from the cap.
+    pub(crate) fn stalled(&self) -> Option<StalledGuard> {
+        self.record.as_ref().and_then(Record::stalled)
+    }
+
     /// Ends the call now, for `why`, and returns its status. The handler's
     /// stream is dropped, which stops its work.
     pub(crate) fn end_early(&mut self, why: EndEarly) -> Status {
@@ -110,6 +119,10 @@ impl CallBody {
         let status = match why {
             EndEarly::Deadline => deadline_exceeded(),
             EndEarly::Shutdown => shutting_down(),
+            EndEarly::MadeRoom => Status::resource_exhausted(
+                "the server, at its limit of calls, ended this one to make room for \
+                 another: it had stopped reading",
+            ),
         };
         match &mut self.record {
             Some(record) => record.end_early(status),

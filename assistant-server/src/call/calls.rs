@@ -26,6 +26,22 @@ pub struct Calls {
     /// Calls whose request has not arrived yet, oldest first: the ones to
     /// end when a new call needs a place.
     awaiting_request: Arc<Mutex<BTreeMap<u64, CancellationToken>>>,
+    /// Calls stalled on a client that does not read, oldest first: the next
+    /// ones to end, from the busiest connection.
+    stalled: Arc<Mutex<Stalled>>,
+}
+
+/// The calls stalled on their clients, by when they stalled.
+#[derive(Debug, Default)]
+struct Stalled {
+    next: u64,
+    calls: BTreeMap<u64, StalledCall>,
+}
+
+#[derive(Debug)]
+struct StalledCall {
+    connection: Arc<ConnectionCalls>,
+    evict: CancellationToken,
 }
 
 impl Default for Calls {
@@ -35,6 +51,7 @@ impl Default for Calls {
             ended: Arc::default(),
             ended_by_shutdown: Arc::default(),
             awaiting_request: Arc::default(),
+            stalled: Arc::default(),
         }
     }
 }
@@ -55,23 +72,71 @@ impl Calls {
         })
     }
 
-    /// Counts a new call even past `max`, if a call still waiting for its
-    /// request can be ended to make room: the oldest such call is told to
-    /// end, and the count runs over until it has.
-    pub(crate) fn enter_making_room(&self, max: usize) -> Option<Gauge> {
+    /// Counts a new call even past `max`, if another call can be ended to
+    /// make room; the count runs over until it has. The one told to end is
+    /// the oldest call still waiting for its request or, failing that, the
+    /// longest stalled on a client that does not read, on the connection
+    /// with the most calls, if that holds more than `entering` (the new
+    /// call's connection): a connection cannot push out calls of one no
+    /// busier than itself.
+    pub(crate) fn enter_making_room(
+        &self,
+        max: usize,
+        entering: Option<&ConnectionCalls>,
+    ) -> Option<Gauge> {
         if let Some(gauge) = self.enter(max) {
             return Some(gauge);
         }
-        let (_, evicted) = self
+        let awaiting = self
             .awaiting_request
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pop_first()?;
+            .pop_first()
+            .map(|(_, evict)| evict);
+        let evicted = awaiting.or_else(|| {
+            let busier_than = entering.map_or(0, ConnectionCalls::active);
+            self.evict_stalled(busier_than)
+        })?;
         evicted.cancel();
         self.active.send_modify(|active| *active += 1);
         Some(Gauge {
             active: Arc::clone(&self.active),
         })
+    }
+
+    /// Takes out the call to end among those stalled: on the connection
+    /// with the most calls, more than `busier_than`; the oldest there.
+    fn evict_stalled(&self, busier_than: usize) -> Option<CancellationToken> {
+        let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        let (&key, _) = stalled
+            .calls
+            .iter()
+            .map(|(key, call)| (key, call.connection.active()))
+            .filter(|&(_, active)| active > busier_than)
+            // The busiest; among its calls, the one stalled first.
+            .max_by_key(|&(key, active)| (active, std::cmp::Reverse(*key)))?;
+        stalled.calls.remove(&key).map(|call| call.evict)
+    }
+
+    /// Registers a call of `connection` as stalled on its client; the
+    /// token is cancelled if the call must make room for another.
+    pub(crate) fn stalled(&self, connection: Arc<ConnectionCalls>) -> StalledGuard {
+        let evict = CancellationToken::new();
+        let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        let key = stalled.next;
+        stalled.next += 1;
+        stalled.calls.insert(
+            key,
+            StalledCall {
+                connection,
+                evict: evict.clone(),
+            },
+        );
+        StalledGuard {
+            key,
+            evict,
+            registry: Arc::clone(&self.stalled),
+        }
     }
 
     /// Registers call `id` as waiting for its request; the token is
@@ -144,6 +209,25 @@ impl Drop for AwaitingRequest {
     }
 }
 
+/// A call stalled on its client, until dropped.
+#[derive(Debug)]
+pub(crate) struct StalledGuard {
+    key: u64,
+    /// Cancelled when the call must make room for another.
+    pub(crate) evict: CancellationToken,
+    registry: Arc<Mutex<Stalled>>,
+}
+
+impl Drop for StalledGuard {
+    fn drop(&mut self) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .calls
+            .remove(&self.key);
+    }
+}
+
 /// The calls of one connection: how many are running, and how many ended
 /// before their request arrived (for the line logged when it closes).
 #[derive(Debug, Default)]
@@ -164,6 +248,11 @@ impl ConnectionCalls {
             .map(|_| ConnectionSeat(Arc::clone(self)))
     }
 
+    /// How many calls are running on the connection.
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
     /// Counts a call that ended before its request arrived.
     pub(crate) fn ended_before_request(&self) {
         self.ended_before_request.fetch_add(1, Ordering::Relaxed);
@@ -181,7 +270,7 @@ pub(crate) struct ConnectionSeat(Arc<ConnectionCalls>);
 
 impl ConnectionSeat {
     /// The connection's calls.
-    pub(crate) fn connection(&self) -> &ConnectionCalls {
+    pub(crate) fn connection(&self) -> &Arc<ConnectionCalls> {
         &self.0
     }
 }
@@ -211,11 +300,11 @@ mod tests {
     #[test]
     fn a_full_server_makes_room_by_ending_the_oldest_call_still_awaiting_its_request() {
         let calls = Calls::default();
-        let _a = calls.enter_making_room(2).unwrap();
+        let _a = calls.enter_making_room(2, None).unwrap();
         let first_waiting = calls.await_request(1);
-        let _b = calls.enter_making_room(2).unwrap();
+        let _b = calls.enter_making_room(2, None).unwrap();
         let second_waiting = calls.await_request(2);
-        let _c = calls.enter_making_room(2).expect("room made");
+        let _c = calls.enter_making_room(2, None).expect("room made");
         assert!(first_waiting.evict.is_cancelled());
         assert!(!second_waiting.evict.is_cancelled());
         assert_eq!(
@@ -224,7 +313,38 @@ mod tests {
             "over the cap until the evicted call ends"
         );
         drop(second_waiting); // its request arrived
-        assert!(calls.enter_making_room(2).is_none(), "nobody left to end");
+        assert!(
+            calls.enter_making_room(2, None).is_none(),
+            "nobody left to end"
+        );
+    }
+
+    #[test]
+    fn a_full_server_ends_a_stalled_call_of_the_busiest_connection_for_a_quieter_one() {
+        let calls = Calls::default();
+        let busy = Arc::new(ConnectionCalls::default());
+        let quiet = Arc::new(ConnectionCalls::default());
+        let _busy_seats: Vec<_> = (0..3).map(|_| busy.enter(10).unwrap()).collect();
+        let _gauges: Vec<_> = (0..4).map(|_| calls.enter(4).unwrap()).collect();
+        let quiet_seat = quiet.enter(10).unwrap();
+        let quiet_stall = calls.stalled(Arc::clone(&quiet));
+        let first = calls.stalled(Arc::clone(&busy));
+        let second = calls.stalled(Arc::clone(&busy));
+
+        // A call on a connection of its own (1 call) ends the busy one's
+        // call that stalled first, not the quiet one's.
+        let newcomer = Arc::new(ConnectionCalls::default());
+        let _seat = newcomer.enter(10).unwrap();
+        let _gauge = calls
+            .enter_making_room(4, Some(&newcomer))
+            .expect("room made");
+        assert!(first.evict.is_cancelled());
+        assert!(!second.evict.is_cancelled() && !quiet_stall.evict.is_cancelled());
+
+        // A connection as busy as the busiest cannot push its calls out.
+        let _more: Vec<_> = (0..3).map(|_| quiet.enter(10).unwrap()).collect();
+        assert!(calls.enter_making_room(4, Some(&quiet)).is_none());
+        drop(quiet_seat);
     }
 
     #[test]

@@ -227,7 +227,11 @@ where
                 }
                 None => None,
             };
-            let Some(gauge) = self.calls.enter_making_room(self.limits.max_calls) else {
+            let entering = self.connection_calls.as_deref();
+            let Some(gauge) = self
+                .calls
+                .enter_making_room(self.limits.max_calls, entering)
+            else {
                 self.refusals.info(format_args!(
                     "Refused a call: the server is at its limit of {} calls (--max-calls)",
                     self.limits.max_calls

@@ -1,6 +1,6 @@
 //! One line per call, however it ended.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use assistant_proto::codes::code_name;
 use tokio_util::sync::CancellationToken;
@@ -8,7 +8,7 @@ use tonic::{Code, Status};
 use tracing::{Span, info};
 
 use super::{
-    calls::{Calls, ConnectionSeat, Gauge},
+    calls::{Calls, ConnectionSeat, Gauge, StalledGuard},
     context::CallContext,
     limits::FrameCounter,
 };
@@ -54,6 +54,15 @@ impl Record {
             ending,
             seats,
         }
+    }
+
+    /// Registers the call as stalled on its client; `None` for calls
+    /// exempt from the cap, which hold no place to free.
+    pub(super) fn stalled(&self) -> Option<StalledGuard> {
+        let (_, Some(seat)) = self.seats.as_ref()? else {
+            return None;
+        };
+        Some(self.calls.stalled(Arc::clone(seat.connection())))
     }
 
     /// Ends the call with `status` before its handler did.

@@ -2,13 +2,16 @@
 //! frame.
 //!
 //! The response is sent as HTTP/2 flow control lets it go: a frame is
-//! taken from the call's body and sent as the client's window opens, and
-//! only once it is all sent is the next one taken. So a call runs at most
-//! one frame ahead of its client, and nothing of it waits inside HTTP/2.
-//! While a frame waits, the call layer's deadline and shutdown still
-//! apply: past either, the call's body is dropped, which frees what the
-//! call held, and the stream ends with the call's status (trailers are not
-//! flow-controlled), or with RST_STREAM CANCEL if a message was cut short.
+//! taken from the call's body only once the client can take some of it,
+//! and sent as the client's window opens; only once it is all sent is the
+//! next one taken. So a call runs at most one frame ahead of its client,
+//! a call whose client stopped reading makes nothing more, and nothing of
+//! it waits inside HTTP/2 beyond what the window allows. While a frame
+//! waits, the call layer's deadline and shutdown still apply: past either,
+//! the call's body is dropped, which frees what the call held, and the
+//! stream ends with the call's status (trailers are not flow-controlled),
+//! after the rest of a message already begun if the client takes it; or
+//! with RST_STREAM CANCEL if it does not.
 //!
 //! A frame that waits for its client longer than a moment is a stall, and
 //! the server says so, once when it begins and once when the client reads
@@ -80,6 +83,18 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
     // Bytes sent on the stream: what the client's window has let through.
     let mut sent = 0u64;
     loop {
+        // The next frame is made only once the client can take some of it:
+        // a call whose client has stopped reading makes nothing more, and
+        // holds nothing but what HTTP/2 has queued for it.
+        match wait_for_capacity(&mut body, &mut send, 1, sent).await {
+            Waited::Sent(_) => {}
+            Waited::Gone => return,
+            Waited::Ended(why) => {
+                let status = body.end_early(why);
+                end_stalled(&mut send, Chunk::Encoded(Bytes::new()), 0, &status).await;
+                return;
+            }
+        }
         let frame = tokio::select! {
             biased;
             // The client reset the stream, or its connection went: the
@@ -107,14 +122,19 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
             },
         };
         let mut data = data;
-        let whole = data.remaining();
+        // tonic's chunks do not count their messages: keep where they start.
+        let original = match &data {
+            Chunk::Encoded(bytes) => Some(bytes.clone()),
+            Chunk::Story(_) => None,
+        };
         while data.has_remaining() {
             let room = match wait_for_capacity(&mut body, &mut send, data.remaining(), sent).await {
                 Waited::Sent(room) => room,
                 Waited::Gone => return,
                 Waited::Ended(why) => {
                     let status = body.end_early(why);
-                    end_stalled(&mut send, &status, data.remaining() == whole);
+                    let rest = data.rest_of_message(original.as_ref());
+                    end_stalled(&mut send, data, rest, &status).await;
                     return;
                 }
             };
@@ -123,8 +143,7 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
             let piece = if room >= data.remaining() {
                 std::mem::replace(&mut data, Chunk::Encoded(Bytes::new()))
             } else {
-                // Rare (a window's edge), so a copy is fine.
-                Chunk::Encoded(data.copy_to_bytes(room))
+                data.split_to(room)
             };
             sent += piece.remaining() as u64;
             if send.send_data(piece, false).is_err() {
@@ -134,17 +153,47 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
     }
 }
 
+/// How long a call that had to end mid-message may take to send the rest
+/// of that message, so its status can follow: long enough for a client
+/// that reads, short against a deadline.
+const FINISH_MESSAGE: Duration = Duration::from_millis(50);
+
 /// Ends a stream whose call ended, with `status`, while it waited for
-/// its client's window.
+/// send capacity with `data` left, `rest` of it the end of a message
+/// already begun.
 ///
 /// Trailers are not flow-controlled, and nothing of the stream waits
-/// inside HTTP/2, so at a message boundary the status goes at once, even to
-/// a client that has stopped reading: it finds out why when it reads on.
-/// Mid-message, a status would leave the client a message cut short, so
-/// the stream is reset instead.
-fn end_stalled(send: &mut SendStream<Chunk>, status: &Status, at_boundary: bool) {
+/// inside HTTP/2, so between messages the status goes at once, even to a
+/// client that has stopped reading: it finds out why when it reads on.
+/// Mid-message, the rest of the message goes first if the client takes it
+/// within [`FINISH_MESSAGE`]; if not, the stream is reset instead, as a
+/// status after half a message would leave the client a message cut short.
+async fn end_stalled(send: &mut SendStream<Chunk>, mut data: Chunk, rest: usize, status: &Status) {
+    let finished = tokio::time::timeout(FINISH_MESSAGE, async {
+        let mut left = rest;
+        while left > 0 {
+            send.reserve_capacity(left);
+            let room = match send.capacity() {
+                0 => match poll_fn(|cx| send.poll_capacity(cx)).await {
+                    Some(Ok(room)) => room.min(left),
+                    Some(Err(_)) | None => return false,
+                },
+                room => room.min(left),
+            };
+            if room == 0 {
+                continue;
+            }
+            if send.send_data(data.split_to(room), false).is_err() {
+                return false;
+            }
+            left -= room;
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
     let mut trailers = http::HeaderMap::new();
-    if at_boundary && status.add_header(&mut trailers).is_ok() {
+    if finished && status.add_header(&mut trailers).is_ok() {
         let _ = send.send_trailers(trailers);
     } else {
         send.send_reset(Reason::CANCEL);
@@ -198,19 +247,31 @@ async fn wait_for_capacity(
     let mut capacity = std::pin::pin!(capacity);
     let waiting_since = Instant::now();
     let notice = tokio::time::sleep(STALL_NOTICE);
-    let mut notice = std::pin::pin!(notice);
     let mut noticed = false;
-    let waited = loop {
-        tokio::select! {
-            biased;
-            () = &mut deadline_passed => break Waited::Ended(EndEarly::Deadline),
-            () = &mut shutdown => break Waited::Ended(EndEarly::Shutdown),
-            waited = &mut capacity => break waited,
-            () = &mut notice, if !noticed => {
-                noticed = true;
-                body.in_span(|client| {
-                    info!("Waiting for {client} to read: the window is full after {sent} bytes");
-                });
+    let waited = tokio::select! {
+        biased;
+        () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
+        () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
+        waited = &mut capacity => waited,
+        () = notice => {
+            noticed = true;
+            body.in_span(|client| {
+                info!("Waiting for {client} to read: the window is full after {sent} bytes");
+            });
+            // A stalled call is one a full server may end to make room.
+            let stalled = body.stalled();
+            let made_room = async {
+                match &stalled {
+                    Some(stalled) => stalled.evict.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
+                () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
+                waited = &mut capacity => waited,
+                () = made_room => Waited::Ended(EndEarly::MadeRoom),
             }
         }
     };

@@ -225,3 +225,66 @@ async fn one_connection_gets_no_more_than_its_share_of_calls() {
         .into_inner();
     other.message().await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_full_server_makes_room_by_ending_a_stalled_call_of_its_busiest_connection() {
+    let (logs, _guard) = LogCapture::install();
+    let config = Config {
+        max_calls: 3,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    // One connection fills the server with calls that never get a window.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut client = client.clone().ready().await.unwrap();
+        let request = http::Request::post(format!(
+            "{}/assistant.AssistantService/TellStory",
+            server.url()
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+        let (response, mut send) = client.send_request(request, false).unwrap();
+        send.send_data(
+            bytes::Bytes::from_static(b"\x00\x00\x00\x00\x12\x0a\x07Peter S\x12\x07SUSTech"),
+            true,
+        )
+        .unwrap();
+        stalled.push(response);
+    }
+    logs.wait_for_lines(3, |m| m.starts_with("Waiting for Peter S to read"))
+        .await;
+
+    // A good client, on a connection of its own, still gets its story.
+    let mut stream = AssistantServiceClient::new(server.channel().await)
+        .tell_story(peter())
+        .await
+        .expect("room is made for it")
+        .into_inner();
+    while stream.message().await.is_ok_and(|m| m.is_some()) {}
+
+    // The call ended for it says why, though its client reads nothing.
+    let mut statuses = Vec::new();
+    for response in stalled {
+        let mut body = timeout(PATIENCE, response)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_body();
+        if let Ok(data) = timeout(Duration::from_millis(200), body.data()).await {
+            assert!(data.is_none(), "no window, no data");
+            let trailers = body.trailers().await.unwrap().unwrap();
+            statuses.push(trailers["grpc-status"].to_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(statuses, ["8"], "RESOURCE_EXHAUSTED, for one call only");
+}
