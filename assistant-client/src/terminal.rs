@@ -155,6 +155,9 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for TerminalSafe<W> {
             this.mid_line = false;
         }
         ready!(this.poll_drain(cx))?;
+        // tokio's stdout does not flush on shutdown: without this, what
+        // is logged next could show before the line's end.
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }

@@ -185,7 +185,9 @@ impl<W: AsyncWrite + Unpin> Typist<W> {
     /// Leaves the output for good: a terminal gets its cursor at the start
     /// of a line (see [`crate::terminal::TerminalSafe`]).
     pub(crate) async fn leave(&mut self) -> std::io::Result<()> {
-        self.out.shutdown().await
+        self.out.shutdown().await?;
+        // Some writers (tokio's stdout) do not flush on shutdown.
+        self.out.flush().await
     }
 
     /// The writer, for tests to inspect.

@@ -171,16 +171,16 @@ fn release(bytes: &mut Vec<u8>, (rows, _): (u16, u16)) {
     bytes.extend_from_slice(format!("{SAVE}\x1b[r\x1b[{rows};1H\x1b[2K{RESTORE}").as_bytes());
 }
 
-/// The counts in words: `received 65,536 B | typed 1,230 B | waiting
-/// 64,306 B | server waits for client (window full)`.
+/// The counts in words: `received 65,536 B, typed 1,230 B, waiting
+/// 64,306 B; server waits: window full`.
 pub(crate) fn describe(snapshot: Snapshot) -> String {
     let who = match snapshot.waiting {
         Waiting::ForServer => "client waits for server",
-        Waiting::ForClient => "server waits for client (window full)",
+        Waiting::ForClient => "server waits: window full",
         Waiting::Nobody => "nobody waits",
     };
     format!(
-        "received {} B | typed {} B | waiting {} B | {who}",
+        "received {} B, typed {} B, waiting {} B; {who}",
         thousands(snapshot.received),
         thousands(snapshot.typed),
         thousands(snapshot.between()),
@@ -191,7 +191,7 @@ pub(crate) fn describe(snapshot: Snapshot) -> String {
 /// is what the call left behind.
 pub(crate) fn summary(snapshot: Snapshot) -> String {
     format!(
-        "received {} B | typed {} B | never typed {} B | the call is over",
+        "received {} B, typed {} B, never typed {} B; the call is over",
         thousands(snapshot.received),
         thousands(snapshot.typed),
         thousands(snapshot.between()),
@@ -258,12 +258,11 @@ mod tests {
     fn the_words_say_who_waits() {
         assert_eq!(
             describe(snapshot(65_536, 1_230, Waiting::ForClient)),
-            "received 65,536 B | typed 1,230 B | waiting 64,306 B | \
-             server waits for client (window full)"
+            "received 65,536 B, typed 1,230 B, waiting 64,306 B; server waits: window full"
         );
         assert!(
             describe(snapshot(46, 46, Waiting::ForServer))
-                .ends_with("waiting 0 B | client waits for server")
+                .ends_with("waiting 0 B; client waits for server")
         );
     }
 
@@ -281,7 +280,7 @@ mod tests {
         );
         assert!(
             first.ends_with(
-                "\x1b7\x1b[24;1H\x1b[2Kreceived 46 B | typed 0 B | waiting 46 B | nobody waits\x1b8"
+                "\x1b7\x1b[24;1H\x1b[2Kreceived 46 B, typed 0 B, waiting 46 B; nobody waits\x1b8"
             ),
             "{first:?}"
         );
@@ -302,9 +301,7 @@ mod tests {
             "{last:?}"
         );
         assert!(
-            last.ends_with(
-                "Flow: received 46 B | typed 46 B | never typed 0 B | the call is over\n"
-            )
+            last.ends_with("Flow: received 46 B, typed 46 B, never typed 0 B; the call is over\n")
         );
         drop(status);
         assert_eq!(out.take(), "", "released once");
@@ -325,7 +322,7 @@ mod tests {
         let out = Shared::default();
         let mut status = Status::terminal(Box::new(out.clone()), || Some((5, 20)));
         status.update(Duration::ZERO, snapshot(1, 0, Waiting::Nobody), false);
-        assert!(out.take().ends_with("\x1b[2Kreceived 1 B | type\x1b8"));
+        assert!(out.take().ends_with("\x1b[2Kreceived 1 B, typed\x1b8"));
     }
 
     #[test]
@@ -346,10 +343,10 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "Flow at 0.0 s: received 0 B | typed 0 B | waiting 0 B | nobody waits",
-                "Flow at 1.0 s: received 1,000 B | typed 100 B | waiting 900 B | nobody waits",
-                "Flow at 2.0 s: received 2,000 B | typed 200 B | waiting 1,800 B | nobody waits",
-                "Flow at 2.6 s: received 2,600 B | typed 2,600 B | never typed 0 B | the call is over",
+                "Flow at 0.0 s: received 0 B, typed 0 B, waiting 0 B; nobody waits",
+                "Flow at 1.0 s: received 1,000 B, typed 100 B, waiting 900 B; nobody waits",
+                "Flow at 2.0 s: received 2,000 B, typed 200 B, waiting 1,800 B; nobody waits",
+                "Flow at 2.6 s: received 2,600 B, typed 2,600 B, never typed 0 B; the call is over",
             ]
         );
     }
