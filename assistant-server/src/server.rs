@@ -116,9 +116,6 @@ impl Server {
             let accepting = pin!(connections.accept(listener));
             info!("Server started on port {port}");
             info!(
-                max_connections,
-                max_calls = config.max_calls,
-                open_files,
                 "Limits: {max_connections} connections, {} calls at once; {open_files} open files",
                 config.max_calls
             );

@@ -194,8 +194,11 @@ fn draw(path: &Path, chart: &Chart<'_>) -> Result<(), Box<dyn std::error::Error>
         let color = pause.color();
         let bands = chart.bands.iter().filter(|band| band.pause == pause);
         plot.draw_series(bands.map(|band| {
-            // At least a pixel wide, so a short pause still shows.
-            let to = band.to.max(band.from + seconds / 1000.0);
+            // At least a pixel wide, so a short pause still shows; a gap
+            // of a pixel before the next, so pauses back to back show as
+            // several.
+            let pixel = seconds / 1000.0;
+            let to = (band.to - pixel).max(band.from + pixel);
             Rectangle::new([(band.from, 0), (to, top)], color.mix(0.25).filled())
         }))?
         .label(pause.label())
@@ -205,13 +208,15 @@ fn draw(path: &Path, chart: &Chart<'_>) -> Result<(), Box<dyn std::error::Error>
     }
 
     let received = RGBColor(30, 90, 200);
-    let typed = RGBColor(20, 150, 60);
+    let typed = RGBColor(240, 130, 20);
+    // Received is drawn wider, under typed: where nothing waits between
+    // them, both still show.
     plot.draw_series(LineSeries::new(
         chart.samples.iter().map(|s| (s.at, s.received)),
-        received.stroke_width(2),
+        received.stroke_width(5),
     ))?
     .label("bytes received")
-    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], received.stroke_width(2)));
+    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], received.stroke_width(5)));
     plot.draw_series(LineSeries::new(
         chart.samples.iter().map(|s| (s.at, s.typed)),
         typed.stroke_width(2),
@@ -326,6 +331,6 @@ mod tests {
         }
         // Each line, and its mark in the legend, in its colour.
         assert_eq!(svg.matches(r##"stroke="#1E5AC8""##).count(), 2);
-        assert_eq!(svg.matches(r##"stroke="#14963C""##).count(), 2);
+        assert_eq!(svg.matches(r##"stroke="#F08214""##).count(), 2);
     }
 }
