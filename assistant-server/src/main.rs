@@ -5,6 +5,14 @@ use std::{process::ExitCode, time::Duration};
 use assistant_server::Config;
 use clap::Parser;
 
+/// jemalloc, with its background threads: measured against the system
+/// allocator and mimalloc (docs/BENCHMARKS.md), it served more calls a
+/// second, and it gives memory back after a burst of stalled calls, where
+/// glibc's malloc kept hundreds of megabytes resident.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// How long, once the server has stopped, the process waits for work left
 /// on the runtime's blocking threads (a read stuck on a hung disk, say)
 /// before it exits anyway.
