@@ -140,7 +140,8 @@ impl StoryMessages {
             let message = &self.messages[self.next];
             let here = message.remaining().min(left);
             let mut piece = message.clone();
-            piece.cut += message.remaining() - here;
+            // A message is at most 1 MiB and some framing: this fits.
+            piece.cut += (message.remaining() - here) as u32;
             front.push(piece);
             self.advance(here);
             left -= here;
@@ -200,26 +201,29 @@ impl Buf for StoryMessages {
 /// the text's tag (1) and length (at most 5).
 const HEAD: usize = 11;
 
-/// The most framing after it: the offset's tag and value (1 + 10), and the
-/// version's tag, length and text (1 + 1 + 64).
-const TAIL: usize = 77;
+/// The most framing after it: the offset's tag and value (1 + 10).
+const TAIL: usize = 11;
 
-/// The longest version a message can carry inline.
+/// The longest version a message can carry.
 pub(crate) const MAX_VERSION: usize = 64;
 
 /// One `TellStoryResponse`, framed for gRPC, around a slice of the story;
 /// or the front of one, split off to fit a window.
+///
+/// Kept small (64 bytes), as a stream holds one for each message HTTP/2
+/// has queued for it: the version, which only a call's first message
+/// carries, goes with a copy of that message's text instead of inline.
 #[derive(Debug, Clone)]
 pub(crate) struct StoryMessage {
     head: [u8; HEAD],
     head_len: u8,
-    text: Bytes,
     tail: [u8; TAIL],
     tail_len: u8,
     /// Bytes already taken, across head, text and tail.
-    taken: usize,
+    taken: u32,
     /// Bytes left off the end: split off to go later.
-    cut: usize,
+    cut: u32,
+    text: Bytes,
 }
 
 fn put_varint(out: &mut [u8], at: &mut usize, mut value: u64) {
@@ -245,13 +249,6 @@ impl StoryMessage {
             tail_len = 1;
             put_varint(&mut tail, &mut tail_len, offset);
         }
-        if !version.is_empty() && version.len() <= MAX_VERSION {
-            tail[tail_len] = 0x1a; // field 3, length-delimited
-            tail_len += 1;
-            put_varint(&mut tail, &mut tail_len, version.len() as u64);
-            tail[tail_len..tail_len + version.len()].copy_from_slice(version.as_bytes());
-            tail_len += version.len();
-        }
         let mut head = [0; HEAD];
         let mut head_len = 5;
         if !text.is_empty() {
@@ -259,6 +256,19 @@ impl StoryMessage {
             head_len += 1;
             put_varint(&mut head, &mut head_len, text.len() as u64);
         }
+        // The version follows the offset: both go after a copy of the text.
+        let text = if !version.is_empty() && version.len() <= MAX_VERSION {
+            let mut owned = Vec::with_capacity(text.len() + tail_len + 2 + version.len());
+            owned.extend_from_slice(&text);
+            owned.extend_from_slice(&tail[..tail_len]);
+            owned.push(0x1a); // field 3, length-delimited
+            owned.push(version.len() as u8);
+            owned.extend_from_slice(version.as_bytes());
+            tail_len = 0;
+            Bytes::from(owned)
+        } else {
+            text
+        };
         let message_len = (head_len - 5) + text.len() + tail_len;
         // A story chunk is at most 1 MiB, so this always fits.
         let message_len = u32::try_from(message_len).unwrap_or(u32::MAX);
@@ -266,11 +276,11 @@ impl StoryMessage {
         Self {
             head,
             head_len: head_len as u8,
-            text,
             tail,
             tail_len: tail_len as u8,
             taken: 0,
             cut: 0,
+            text,
         }
     }
 
@@ -281,7 +291,7 @@ impl StoryMessage {
             &self.text[..],
             &self.tail[..usize::from(self.tail_len)],
         ];
-        let mut cut = self.cut;
+        let mut cut = self.cut as usize;
         for part in parts.iter_mut().rev() {
             let here = cut.min(part.len());
             *part = &part[..part.len() - here];
@@ -293,11 +303,11 @@ impl StoryMessage {
 
 impl Buf for StoryMessage {
     fn remaining(&self) -> usize {
-        self.parts().iter().map(|part| part.len()).sum::<usize>() - self.taken
+        self.parts().iter().map(|part| part.len()).sum::<usize>() - self.taken as usize
     }
 
     fn chunk(&self) -> &[u8] {
-        let mut skip = self.taken;
+        let mut skip = self.taken as usize;
         for part in self.parts() {
             if skip < part.len() {
                 return &part[skip..];
@@ -312,11 +322,12 @@ impl Buf for StoryMessage {
             cnt <= self.remaining(),
             "advanced past the end of a message"
         );
-        self.taken += cnt;
+        // No more than the message's remaining bytes, so this fits.
+        self.taken += cnt as u32;
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let mut skip = self.taken;
+        let mut skip = self.taken as usize;
         let mut filled = 0;
         for part in self.parts() {
             if filled == dst.len() {
@@ -476,6 +487,12 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_message_is_small() {
+        // A stream holds one for each message HTTP/2 has queued for it.
+        assert!(std::mem::size_of::<StoryMessage>() <= 64);
+    }
+
+    #[test]
     fn a_message_taken_in_pieces_yields_every_byte_once() {
         let whole = bytes_of(StoryMessage::new(Bytes::from_static(b"hello"), 300, "v1"));
         for step in 1..whole.len() {
@@ -497,7 +514,9 @@ mod tests {
         let story = Bytes::from_static(b"Alice was beginning to get very tired");
         let mut messages = StoryMessages::default();
         for (at, end) in [(0, 10), (10, 25), (25, 37)] {
-            messages.push(StoryMessage::new(story.slice(at..end), at as u64, "v1"));
+            // As a call sends them: the version with the first message.
+            let version = if at == 0 { "v1" } else { "" };
+            messages.push(StoryMessage::new(story.slice(at..end), at as u64, version));
         }
         messages
     }
@@ -519,10 +538,10 @@ mod tests {
             }
         }
         let mut rest = three_messages();
-        let front = Chunk::Story(rest.split_to(20));
+        let front = Chunk::Story(rest.split_to(30));
         let mut slices = [IoSlice::new(&[]); 8];
         let n = front.chunks_vectored(&mut slices);
-        let story_text = three_messages().messages[0].text.as_ptr();
+        let story_text = three_messages().messages[1].text.as_ptr();
         assert!(
             slices[..n].iter().any(|s| s.as_ptr() == story_text),
             "no copy"
