@@ -25,6 +25,11 @@ pub struct Config {
     #[arg(long, default_value = "[::]:50051", value_name = "HOST:PORT")]
     pub addr: SocketAddr,
 
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics, on a listener
+    /// of their own. Without this flag there is no metrics listener.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Serve this text file instead of the built-in `alice.txt`. It is read
     /// once, at start.
     #[arg(long, value_name = "PATH", conflicts_with = "stories_dir")]

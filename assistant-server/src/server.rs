@@ -10,7 +10,10 @@ use crate::{
     call::{CallService, Calls, Endings, Limits},
     config::Config,
     library::{Library, Story},
-    ops::shutdown,
+    ops::{
+        metrics::{Metrics, Sources, endpoint},
+        shutdown,
+    },
     services::{self, health::Health},
     transport::{self, Connections},
 };
@@ -19,6 +22,7 @@ use crate::{
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     config: Config,
     library: Library,
     handle: Handle,
@@ -58,8 +62,16 @@ impl Server {
             (None, None) => Library::One(Story::alice()),
         };
         let listener = transport::listen(config.addr).await?;
+        let metrics_listener =
+            match config.metrics_addr {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|err| {
+                    anyhow::anyhow!("cannot listen for metrics on {addr}: {err}")
+                })?),
+                None => None,
+            };
         Ok(Self {
             listener,
+            metrics_listener,
             config,
             library,
             handle: Handle {
@@ -77,6 +89,14 @@ impl Server {
             .expect("a bound TCP listener has a local address")
     }
 
+    /// The address metrics are served on, with `--metrics-addr`; with port
+    /// 0, the port the system picked.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// A hand on the server, which stays valid while it serves.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
@@ -85,8 +105,10 @@ impl Server {
     /// Serves until `shutdown` completes, then shuts down as the
     /// [crate docs](crate#shutdown) describe.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let metrics_addr = self.metrics_addr();
         let Self {
             listener,
+            metrics_listener,
             config,
             library,
             handle: Handle { calls, closing },
@@ -94,17 +116,44 @@ impl Server {
         let port = listener.local_addr()?.port();
 
         let health = Health::serving();
-        let routes = services::Router::new(library, &config, &health)?;
+        let metrics = match metrics_listener {
+            Some(_) => Metrics::enabled(),
+            None => Metrics::default(),
+        };
+        let routes = services::Router::new(library.clone(), &config, &health)?;
         let endings = Endings::default();
         let limits = Limits {
             max_calls: config.max_calls,
             max_calls_per_connection: config.max_calls_per_connection,
             request_timeout: config.request_timeout,
         };
-        let service = CallService::new(routes, calls.clone(), limits, endings.clone());
+        let service = CallService::new(
+            routes,
+            calls.clone(),
+            limits,
+            endings.clone(),
+            metrics.clone(),
+        );
         let (open_files, default_connections) = transport::raise_fd_limit();
         let max_connections = config.max_connections.unwrap_or(default_connections);
         let connections = Connections::new(&config, service, max_connections, closing)?;
+
+        // The metrics endpoint outlives the shutdown sequence, so that the
+        // last scrape sees the drain.
+        let metrics_stop = CancellationToken::new();
+        let metrics_task = metrics_listener.map(|listener| {
+            let sources = Sources {
+                calls: calls.clone(),
+                connections: connections.counter(),
+                library,
+            };
+            tokio::spawn(endpoint::serve(
+                listener,
+                metrics,
+                sources,
+                metrics_stop.clone(),
+            ))
+        });
 
         // A load balancer should not send calls a full server would refuse.
         let fullness = tokio::spawn(health_follows_fullness(
@@ -115,6 +164,9 @@ impl Server {
         {
             let accepting = pin!(connections.accept(listener));
             info!("Server started on port {port}");
+            if let Some(addr) = metrics_addr {
+                info!("Metrics at http://{addr}/metrics");
+            }
             info!(
                 "Limits: {max_connections} connections, {} calls at once; {open_files} open files",
                 config.max_calls
@@ -144,6 +196,10 @@ impl Server {
             grace: config.shutdown_grace,
         })
         .await;
+        metrics_stop.cancel();
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         Ok(())
     }
 }

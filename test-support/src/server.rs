@@ -12,6 +12,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its count of calls in flight.
     pub calls: Calls,
+    /// Where it serves metrics, if `config.metrics_addr` asked for them.
+    pub metrics_addr: Option<SocketAddr>,
     handle: Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -31,6 +33,7 @@ impl TestServer {
         let config = Config { addr, ..config };
         let server = Server::bind(config).await?;
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let handle = server.handle();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async {
@@ -39,6 +42,7 @@ impl TestServer {
         Ok(Self {
             addr,
             calls: handle.calls().clone(),
+            metrics_addr,
             handle,
             stop: Some(stop),
             task,

@@ -106,6 +106,13 @@ impl CallBody {
         }
     }
 
+    /// The call waited `stalled` for its client to read: for the metrics.
+    pub(crate) fn stalled_for(&self, stalled: std::time::Duration) {
+        if let Some(record) = &self.record {
+            record.stalled_for(stalled);
+        }
+    }
+
     /// Registers the call as stalled on its client, so that a full server
     /// may end it to make room; `None` for calls exempt from the cap.
     pub(crate) fn stalled(&self) -> Option<StalledGuard> {
@@ -148,13 +155,12 @@ impl CallBody {
             }
         }
         let record = self.record.as_ref()?;
-        if record.ending.is_cancelled() {
-            return Some(shutting_down());
-        }
-        let ending = record.ending.clone();
+        // The wait says at once if shutdown has already begun. The token
+        // is cloned once a call, not at every frame: each clone and drop
+        // takes its lock.
         let wait = self
             .ending_wait
-            .get_or_insert_with(|| Box::pin(ending.cancelled_owned()));
+            .get_or_insert_with(|| Box::pin(record.ending.clone().cancelled_owned()));
         if wait.as_mut().poll(cx).is_ready() {
             return Some(shutting_down());
         }
@@ -196,6 +202,7 @@ impl CallBody {
                         // Responses have no size limit of ours to check.
                         let _ = record.messages.feed(data.chunk());
                     }
+                    record.count_sent();
                 } else if let Some(trailers) = frame.trailers_ref() {
                     record.status =
                         Some(Status::from_header_map(trailers).map_or(Code::Ok, |s| s.code()));

@@ -171,6 +171,15 @@ impl Calls {
         let _ = rx.wait_for(|active| ready(*active)).await;
     }
 
+    /// How many calls wait now for a client that is not reading.
+    pub(crate) fn stalled_now(&self) -> usize {
+        self.stalled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .calls
+            .len()
+    }
+
     /// How many calls have ended, however they ended. Calls whose request
     /// never arrived are not counted: no work of theirs began.
     pub fn ended(&self) -> u64 {

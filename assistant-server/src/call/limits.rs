@@ -4,6 +4,7 @@
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -14,6 +15,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::Status;
 
 use super::{calls::AwaitingRequest, context::CallContext};
+use crate::ops::metrics::MethodMetrics;
 
 /// The largest request message accepted, in bytes, for every method. Larger
 /// messages are refused with RESOURCE_EXHAUSTED from their length prefix,
@@ -113,6 +115,9 @@ pub(super) struct RequestLimit<B> {
     inner: B,
     frames: FrameCounter,
     context: CallContext,
+    /// The method's metrics, told of each message as it completes.
+    metrics: Option<Arc<MethodMetrics>>,
+    counted: u64,
     /// Until the first message is in.
     awaiting: Option<Awaiting>,
 }
@@ -135,11 +140,14 @@ impl<B> RequestLimit<B> {
         context: CallContext,
         registered: AwaitingRequest,
         by: Option<Instant>,
+        metrics: Option<Arc<MethodMetrics>>,
     ) -> Self {
         Self {
             inner,
             frames: FrameCounter::with_limit(limit),
             context,
+            metrics,
+            counted: 0,
             awaiting: Some(Awaiting {
                 registered,
                 evicted: None,
@@ -154,10 +162,10 @@ impl Awaiting {
     /// Why the call must end before its request arrives, if it must; polls
     /// what it waits on, so the task is woken in time.
     fn must_end(&mut self, cx: &mut Context<'_>) -> Option<Status> {
-        let evict = self.registered.evict.clone();
+        let evict = &self.registered.evict;
         let evicted = self
             .evicted
-            .get_or_insert_with(|| Box::pin(evict.cancelled_owned()));
+            .get_or_insert_with(|| Box::pin(evict.clone().cancelled_owned()));
         if evicted.as_mut().poll(cx).is_ready() {
             return Some(Status::resource_exhausted(
                 "the server was at its limit of calls and needed this call's place: \
@@ -200,9 +208,16 @@ where
                             this.frames.limit
                         )))));
                     }
-                    if this.awaiting.is_some() && this.frames.complete() > 0 {
+                    let complete = this.frames.complete();
+                    if this.awaiting.is_some() && complete > 0 {
                         this.awaiting = None;
                         this.context.request_arrived();
+                    }
+                    if complete > this.counted {
+                        if let Some(metrics) = &this.metrics {
+                            metrics.received(complete - this.counted);
+                        }
+                        this.counted = complete;
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))

@@ -47,7 +47,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Status, transport::server::TcpConnectInfo};
 use tracing::{Instrument, field, info_span};
 
-use crate::{ops::logging::RateLimited, wire::ResponseBody};
+use crate::{
+    ops::{logging::RateLimited, metrics::Metrics},
+    wire::ResponseBody,
+};
 
 pub use self::calls::Calls;
 use self::calls::ConnectionCalls;
@@ -104,17 +107,25 @@ pub(crate) struct CallService<S> {
     connection_calls: Option<Arc<ConnectionCalls>>,
     /// Lines about calls refused or ended before their request arrived.
     refusals: Arc<RateLimited>,
+    metrics: Metrics,
 }
 
 impl<S> CallService<S> {
     /// Wraps `inner`, counting application calls in `calls` within
     /// `limits`, and ending calls when `endings` says so.
-    pub(crate) fn new(inner: S, calls: Calls, limits: Limits, endings: Endings) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        calls: Calls,
+        limits: Limits,
+        endings: Endings,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             inner,
             calls,
             limits,
             endings,
+            metrics,
             connection: None,
             connection_calls: None,
             refusals: Arc::new(RateLimited::new()),
@@ -205,6 +216,19 @@ where
             peer = field::display(peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string())),
             user = field::Empty,
         );
+        let method = self.metrics.method(path);
+        let tells_story = path == record::TELL_STORY;
+        if let Some(method) = &method {
+            method.started();
+        }
+        // A refused call is handled too, as far as the metrics go.
+        let refused_with = |metrics: &Metrics, per_connection: bool, status: Status| {
+            metrics.call_refused(per_connection);
+            if let Some(method) = &method {
+                method.handled(status.code(), std::time::Duration::ZERO);
+            }
+            refused(status)
+        };
 
         let (seats, ending) = if infrastructure {
             (None, self.endings.infrastructure.child_token())
@@ -218,10 +242,14 @@ where
                              its share (--max-calls-per-connection)",
                             peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string()),
                         ));
-                        return refused(Status::resource_exhausted(format!(
-                            "this connection has {share} calls running, its share of the \
-                             server's; wait for one to end, or open another connection"
-                        )));
+                        return refused_with(
+                            &self.metrics,
+                            true,
+                            Status::resource_exhausted(format!(
+                                "this connection has {share} calls running, its share of the \
+                                 server's; wait for one to end, or open another connection"
+                            )),
+                        );
                     };
                     Some(seat)
                 }
@@ -236,10 +264,14 @@ where
                     "Refused a call: the server is at its limit of {} calls (--max-calls)",
                     self.limits.max_calls
                 ));
-                return refused(Status::resource_exhausted(format!(
-                    "the server is at its limit of {} concurrent calls; retry later",
-                    self.limits.max_calls
-                )));
+                return refused_with(
+                    &self.metrics,
+                    false,
+                    Status::resource_exhausted(format!(
+                        "the server is at its limit of {} concurrent calls; retry later",
+                        self.limits.max_calls
+                    )),
+                );
             };
             (Some((gauge, seat)), self.endings.application.child_token())
         };
@@ -258,6 +290,7 @@ where
                 context.clone(),
                 awaiting,
                 request_by,
+                method.clone(),
             ))
         });
         if let Some(connection) = &self.connection {
@@ -266,6 +299,7 @@ where
         request.extensions_mut().insert(context.clone());
         let deadline = deadline::deadline(request.headers());
         let mut record = Record::new(span.clone(), context, self.calls.clone(), ending, seats);
+        record.count_in(self.metrics.clone(), method, tells_story);
 
         // The usual tower dance: the clone is ready only if `self.inner` was.
         let clone = self.inner.clone();

@@ -7,11 +7,16 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 use tracing::{Span, info};
 
+use crate::ops::metrics::{MethodMetrics, Metrics};
+
 use super::{
     calls::{Calls, ConnectionSeat, Gauge, StalledGuard},
     context::CallContext,
     limits::FrameCounter,
 };
+
+/// The method whose text counts as story bytes.
+pub(super) const TELL_STORY: &str = "/assistant.AssistantService/TellStory";
 
 /// How one call went; logged when it is dropped, however the call ended.
 pub(super) struct Record {
@@ -31,6 +36,13 @@ pub(super) struct Record {
     /// The call's places among the server's calls and its connection's;
     /// `None` for health checks and reflection.
     seats: Option<(Gauge, Option<ConnectionSeat>)>,
+    metrics: Metrics,
+    /// The method's series; `None` if metrics are off.
+    method: Option<Arc<MethodMetrics>>,
+    /// Whether the call tells a story, whose text the metrics count.
+    tells_story: bool,
+    /// Messages and story bytes the metrics have been told of.
+    counted: (u64, u64),
 }
 
 impl Record {
@@ -53,7 +65,46 @@ impl Record {
             calls,
             ending,
             seats,
+            metrics: Metrics::default(),
+            method: None,
+            tells_story: false,
+            counted: (0, 0),
         }
+    }
+
+    /// Counts the call in `metrics`, as a call of `method`; its text as
+    /// story bytes if it `tells_story`.
+    pub(super) fn count_in(
+        &mut self,
+        metrics: Metrics,
+        method: Option<Arc<MethodMetrics>>,
+        tells_story: bool,
+    ) {
+        self.metrics = metrics;
+        self.method = method;
+        self.tells_story = tells_story;
+    }
+
+    /// Tells the metrics of the messages and story bytes sent since last
+    /// told.
+    pub(super) fn count_sent(&mut self) {
+        let messages = self.messages.count();
+        if messages > self.counted.0 {
+            if let Some(method) = &self.method {
+                method.sent(messages - self.counted.0);
+            }
+            self.counted.0 = messages;
+        }
+        let story_bytes = self.context.payload_bytes();
+        if self.tells_story && story_bytes > self.counted.1 {
+            self.metrics.story_bytes(story_bytes - self.counted.1);
+            self.counted.1 = story_bytes;
+        }
+    }
+
+    /// The call waited `stalled` for its client to read.
+    pub(super) fn stalled_for(&self, stalled: std::time::Duration) {
+        self.metrics.stall(stalled);
     }
 
     /// Registers the call as stalled on its client; `None` for calls
@@ -85,9 +136,14 @@ impl Drop for Record {
             if let Some((_, Some(seat))) = &self.seats {
                 seat.connection().ended_before_request();
             }
+            if let Some(method) = &self.method {
+                let code = self.status.unwrap_or(Code::Cancelled);
+                method.handled(code, self.started.elapsed());
+            }
             return;
         }
         self.calls.count_ended();
+        self.count_sent();
         let _entered = self.span.enter();
         let status = if self.context.is_client_gone() {
             None
@@ -114,6 +170,9 @@ impl Drop for Record {
                 Code::Cancelled
             }
         };
+        if let Some(method) = &self.method {
+            method.handled(code, self.started.elapsed());
+        }
         info!(
             code = %code_name(code),
             messages = self.messages.count(),

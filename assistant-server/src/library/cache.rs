@@ -95,6 +95,11 @@ impl Cache {
     fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// How many stories are kept, and their bytes.
+    pub(super) fn held(&self) -> (usize, u64) {
+        (self.kept.len(), self.bytes)
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl StoriesDir {
+    /// How many stories the cache holds, and their bytes.
+    pub(super) fn cached(&self) -> (usize, u64) {
+        lock(&self.cache).held()
+    }
+
     /// The stories in `dir`, each at most `max_story` bytes, with at most
     /// `cache_bytes` of them kept in memory.
     pub(super) fn open(dir: &Path, max_story: u64, cache_bytes: u64) -> anyhow::Result<Self> {

@@ -77,6 +77,14 @@ impl Library {
         }
     }
 
+    /// How many stories are held in memory, and their bytes.
+    pub(crate) fn cached(&self) -> (usize, u64) {
+        match self {
+            Self::One(story) => (1, story.text().len() as u64),
+            Self::Dir(dir) => dir.cached(),
+        }
+    }
+
     /// Every story, sorted by name.
     pub(crate) async fn list(&self) -> Result<Vec<Entry>, Status> {
         match self {

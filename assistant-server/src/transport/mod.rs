@@ -35,6 +35,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::transport::server::Connected;
 
+pub(crate) use self::registry::ConnectionCounts;
 use self::{connection::Keepalive, registry::Registry};
 pub(crate) use self::{limits::raise_fd_limit, listen::listen};
 use crate::{call::CallService, config::Config, ops::logging::RateLimited, services::Router};
@@ -100,6 +101,23 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// A view of the server's connection counts; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct ConnectionCounter(Arc<Shared>);
+
+impl std::fmt::Debug for ConnectionCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ConnectionCounter").finish_non_exhaustive()
+    }
+}
+
+impl ConnectionCounter {
+    /// The counts now.
+    pub(crate) fn counts(&self) -> ConnectionCounts {
+        self.0.registry.counts()
+    }
+}
+
 impl Connections {
     /// Connections served as `config` says, each call through `service`,
     /// at most `max_connections` at once; `closing` closes them all.
@@ -127,6 +145,11 @@ impl Connections {
                 log: RateLimited::new(),
             }),
         })
+    }
+
+    /// A view of the connections' counts, for the metrics.
+    pub(crate) fn counter(&self) -> ConnectionCounter {
+        ConnectionCounter(Arc::clone(&self.shared))
     }
 
     /// Whether connections are served over TLS.
@@ -163,7 +186,7 @@ impl Connections {
                 let peer = info.remote_addr();
                 let (closed, ended_early) =
                     connection::serve(Arc::clone(&shared), tcp, info, Arc::clone(&entry)).await;
-                shared.registry.closed(&entry);
+                shared.registry.closed(&entry, &closed);
                 let peer = peer.map_or_else(|| "an unknown peer".into(), |peer| peer.to_string());
                 let early = match ended_early {
                     0 => String::new(),
@@ -187,6 +210,7 @@ impl Connections {
     /// unless too many refusals are being written already.
     fn refuse(&self, mut tcp: tokio::net::TcpStream) {
         let max = self.shared.registry.max();
+        self.shared.registry.refused();
         self.shared.log.info(format_args!(
             "Refused a connection: the server is at its limit of {max} connections"
         ));

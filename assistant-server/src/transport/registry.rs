@@ -18,6 +18,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use super::handshake::Reads;
+use crate::ops::metrics::CLOSE_REASONS;
 
 /// One connection, as the registry knows it.
 #[derive(Debug)]
@@ -40,6 +41,11 @@ impl Entry {
 pub(super) struct Registry {
     max: usize,
     open: AtomicUsize,
+    /// Connections refused at the cap.
+    refused: AtomicU64,
+    /// Connections closed for cause, by [`Closed::reason`], in the order
+    /// of [`CLOSE_REASONS`].
+    closed_for_cause: [AtomicU64; CLOSE_REASONS.len()],
     next_id: AtomicU64,
     /// Connections that may still be handshaking, oldest first.
     handshaking: Mutex<BTreeMap<u64, Arc<Entry>>>,
@@ -50,6 +56,8 @@ impl Registry {
         Self {
             max,
             open: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            closed_for_cause: Default::default(),
             next_id: AtomicU64::new(0),
             handshaking: Mutex::default(),
         }
@@ -93,10 +101,53 @@ impl Registry {
         Some(entry)
     }
 
-    /// Lets `entry`'s connection go: it closed.
-    pub(super) fn closed(&self, entry: &Entry) {
+    /// Lets `entry`'s connection go: it closed, as `closed` says.
+    pub(super) fn closed(&self, entry: &Entry, closed: &Closed) {
         self.handshaking().remove(&entry.id);
         self.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(reason) = closed.reason() {
+            let at = CLOSE_REASONS.iter().position(|r| *r == reason);
+            if let Some(count) = at.and_then(|at| self.closed_for_cause.get(at)) {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A connection was refused at the cap.
+    pub(super) fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts, as metrics show them.
+    pub(super) fn counts(&self) -> ConnectionCounts {
+        ConnectionCounts {
+            open: self.open(),
+            refused: self.refused.load(Ordering::Relaxed),
+            closed_for_cause: std::array::from_fn(|at| {
+                self.closed_for_cause[at].load(Ordering::Relaxed)
+            }),
+        }
+    }
+}
+
+/// The server's connections, counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionCounts {
+    /// Open now.
+    pub(crate) open: usize,
+    /// Refused at `--max-connections`, every connection established.
+    pub(crate) refused: u64,
+    closed_for_cause: [u64; CLOSE_REASONS.len()],
+}
+
+impl ConnectionCounts {
+    /// Connections the server closed for `reason` (one of
+    /// [`CLOSE_REASONS`]).
+    pub(crate) fn closed(&self, reason: &str) -> u64 {
+        CLOSE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |at| self.closed_for_cause[at])
     }
 }
 
@@ -138,6 +189,20 @@ impl Closed {
         Self::Protocol(err.to_string())
     }
 
+    /// Why the server closed the connection, if the client gave it cause,
+    /// as the metrics label it (one of [`CLOSE_REASONS`]).
+    pub(super) fn reason(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Done | Self::ByServer | Self::Io => return None,
+            Self::Evicted => "max_connections",
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::NotHttp2 => "not_http2",
+            Self::Tls(_) => "tls_handshake",
+            Self::KeepaliveTimeout => "keepalive_timeout",
+            Self::Protocol(_) => "http2_error",
+        })
+    }
+
     /// Why the server closed the connection, if the client gave it cause:
     /// the one line the server logs for it.
     pub(super) fn abuse(&self, max_connections: usize) -> Option<String> {
@@ -171,13 +236,13 @@ mod tests {
             .expect("the first, handshaking, makes room");
         assert!(first.evict.is_cancelled());
         assert!(!second.evict.is_cancelled(), "established connections stay");
-        registry.closed(&first);
+        registry.closed(&first, &Closed::Evicted);
         third.reads.mark_established();
         assert!(
             registry.admit().is_none(),
             "every connection established: refused"
         );
-        registry.closed(&second);
+        registry.closed(&second, &Closed::Done);
         assert!(registry.admit().is_some());
         assert_eq!(registry.open(), 2);
     }

@@ -97,10 +97,13 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
         }
         let frame = tokio::select! {
             biased;
+            // A frame that is ready goes first: asking after a reset takes
+            // the connection's lock, and sending on a reset stream fails
+            // anyway.
+            frame = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => frame,
             // The client reset the stream, or its connection went: the
             // body is dropped, and the call layer logs that it went away.
             _ = poll_fn(|cx| send.poll_reset(cx)) => return,
-            frame = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => frame,
         };
         let data = match frame {
             None => {
@@ -275,6 +278,9 @@ async fn wait_for_capacity(
             }
         }
     };
+    if noticed {
+        body.stalled_for(waiting_since.elapsed());
+    }
     if noticed && matches!(waited, Waited::Sent(_)) {
         let waited_s = waiting_since.elapsed().as_secs_f64();
         body.in_span(|client| info!("{client} is reading again after {waited_s:.1} s"));

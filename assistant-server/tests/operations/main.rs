@@ -9,6 +9,7 @@ mod deadlines;
 mod health;
 mod limits;
 mod logs;
+mod metrics;
 mod reflection;
 mod shutdown;
 

@@ -26,6 +26,18 @@ pub(crate) use self::rate::RateLimited;
 use self::{call_lines::CallLines, fields::LogFields};
 use crate::config::LogFormat;
 
+/// The count of lines dropped by the process's logs, once they are set up:
+/// logging is process-wide, and so is this.
+static DROPPED: std::sync::OnceLock<ErrorCounter> = std::sync::OnceLock::new();
+
+/// How many log lines were dropped because stderr was not taking them: 0
+/// if [`init_logging`] did not set up the logs.
+pub(crate) fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
 /// How often the count of dropped lines is looked at.
 const DROP_CHECK: Duration = Duration::from_secs(1);
 
@@ -116,6 +128,7 @@ pub fn init_logging(format: LogFormat) -> LogGuard {
             std::io::stderr(),
         ));
     let counter = writer.error_counter();
+    let _ = DROPPED.set(counter.clone());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
