@@ -136,6 +136,10 @@ async fn the_stalls_are_where_the_server_said_it_waited_for_the_window() {
     let flags = ["--buffer-size", "1024", "--step-sec", "0.04"];
     let (_, _, data) = timeline(&server, &flags).await;
     assert_lines_are_sound(&data);
+    assert!(
+        logs.contents().contains("Timeline written to ") && logs.contents().contains("flow.json"),
+        "the client says where the chart went"
+    );
 
     // The server's word for each stall it noticed: the bytes it had sent.
     let stalled_at: Vec<u64> = logs

@@ -264,7 +264,11 @@ pub(crate) async fn watch(
     }
     drop(status);
     match (args.timeline, samples) {
-        (Some(path), Some(samples)) => timeline::write(&path, &samples),
+        (Some(path), Some(samples)) => {
+            timeline::write(&path, &samples)?;
+            tracing::info!("Timeline written to {}", path.display());
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
