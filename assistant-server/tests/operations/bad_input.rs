@@ -125,15 +125,6 @@ async fn client_streams_past_their_limits_are_resource_exhausted() {
     };
     let server = TestServer::start(config).await.unwrap();
     let channel = server.channel().await;
-    let texts = |texts: &[&str]| {
-        let messages: Vec<ChatMessage> = texts
-            .iter()
-            .map(|t| ChatMessage {
-                message_text: (*t).into(),
-            })
-            .collect();
-        tokio_stream::iter(messages)
-    };
     let mut chat = ChatServiceClient::new(channel.clone());
 
     let ok = chat.collect_stream(texts(&["a", "b", "c"])).await.unwrap();

@@ -32,6 +32,17 @@ use tonic::{Code, transport::Channel};
 /// The application's services.
 const SERVICES: [&str; 3] = ["assistant.AssistantService", "Greeter", "ChatService"];
 
+/// `texts` as a stream of chat messages.
+fn texts(texts: &[&str]) -> impl tokio_stream::Stream<Item = ChatMessage> + use<> {
+    let messages: Vec<ChatMessage> = texts
+        .iter()
+        .map(|t| ChatMessage {
+            message_text: (*t).into(),
+        })
+        .collect();
+    tokio_stream::iter(messages)
+}
+
 /// Asserts that the server still answers an ordinary call.
 async fn still_serves(channel: &Channel) {
     let reply = GreeterClient::new(channel.clone())

@@ -84,14 +84,7 @@ async fn every_call_is_counted_by_method_shape_and_code() {
             .await
             .unwrap()
             .into_inner();
-        let status = loop {
-            match stream.message().await {
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("the tutorial's story ends CANCELLED"),
-                Err(status) => break status,
-            }
-        };
-        assert_eq!(status.code(), Code::Cancelled);
+        assert_eq!(ending(&mut stream).await, Code::Cancelled);
     }
     let missing = TellStoryRequest {
         story: "no-such-story.txt".into(),
@@ -103,15 +96,6 @@ async fn every_call_is_counted_by_method_shape_and_code() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     still_serves(&channel).await;
-    let texts = |texts: &[&str]| {
-        let messages: Vec<ChatMessage> = texts
-            .iter()
-            .map(|t| ChatMessage {
-                message_text: (*t).into(),
-            })
-            .collect();
-        tokio_stream::iter(messages)
-    };
     let mut chat = ChatServiceClient::new(channel.clone());
     chat.collect_stream(texts(&["a", "b", "c"])).await.unwrap();
     let mut replies = chat.chat(texts(&["x", "y"])).await.unwrap().into_inner();
@@ -186,20 +170,26 @@ async fn a_client_that_goes_away_and_a_deadline_are_counted() {
         .await
         .unwrap()
         .into_inner();
-    let status = loop {
-        match story.message().await {
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("an hour between chunks outlasts the deadline"),
-            Err(status) => break status,
-        }
-    };
-    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert_eq!(ending(&mut story).await, Code::DeadlineExceeded);
     timeout(PATIENCE, server.calls.idle()).await.unwrap();
 
     let after = scrape(&server).await;
     assert_eq!(after[&story_series("Canceled")], 1.0);
     assert_eq!(after[&story_series("DeadlineExceeded")], 1.0);
     assert_eq!(after["assistant_calls_in_flight"], 0.0);
+}
+
+/// The status a story ends with: the tutorial's ends with one, never OK.
+async fn ending(
+    stream: &mut tonic::Streaming<assistant_proto::assistant::TellStoryResponse>,
+) -> Code {
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the story ended without a status other than OK"),
+            Err(status) => return status.code(),
+        }
+    }
 }
 
 fn story_series(code: &str) -> String {
