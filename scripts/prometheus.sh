@@ -102,7 +102,7 @@ failures=0
 check() { # EXPECTED PROMQL
   local got
   for _ in $(seq 50); do
-    got=$(query "$2")
+    got=$(query "$2" || echo none)
     [ "$got" = "$1" ] && { printf '  ok   %-4s %s\n' "$got" "$2"; return 0; }
     sleep 0.2
   done
@@ -128,6 +128,14 @@ check 1 "assistant_stories_cached"
 whole=$(wc -c <"$work/story.txt")
 check 1 "assistant_story_bytes_sent_total >= bool $((3 * whole))"
 check 1 "assistant_story_bytes_sent_total < bool $((5 * whole))"
+# Of the four Canceled, one is the client that left: the server says so.
+went_away=$(grep -c 'Client went away' "$work/server.log" || true)
+if [ "$went_away" = 1 ]; then
+  printf '  ok   %-4s %s\n' 1 "'Client went away' lines in the server's log"
+else
+  printf '  FAIL %s (expected 1) %s\n' "$went_away" "'Client went away' lines in the server's log"
+  failures=$((failures + 1))
+fi
 [ "$failures" -eq 0 ] || fail "$failures counts differ from the mix"
 
 say "shutdown: the endpoint answers through the grace period"
@@ -138,8 +146,12 @@ kill -TERM "$server_pid"
 wait_for "the server starts draining" grep -q "Shutting down: accepting no new calls" "$work/server.log"
 curl -sf "$metrics_url" | grep -qx 'assistant_calls_in_flight 1' \
   || fail "no scrape during the grace period, or it did not show the call in flight"
-wait "$server_pid" || true
+# The grace period is 5 s: the server must be gone well within 20.
+for _ in $(seq 200); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$server_pid" 2>/dev/null && fail "the server did not exit within 20 s of SIGTERM"
+wait "$server_pid" || fail "the server did not exit 0 after SIGTERM"
 # The slow client still has text to type; the call itself is over.
 kill "$slow_pid" 2>/dev/null || true
-grep -q "Server stopped" "$work/server.log" || fail "the server did not stop cleanly"
+grep -q "Server stopped" "$work/server.log" || fail "the server did not log that it stopped"
+if curl -sf "$metrics_url" >/dev/null 2>&1; then fail "the metrics endpoint outlived the server"; fi
 say "all checks passed"

@@ -141,6 +141,8 @@ impl Server {
         // The metrics endpoint outlives the shutdown sequence, so that the
         // last scrape sees the drain.
         let metrics_stop = CancellationToken::new();
+        // Dropped with this future, however it ends, the endpoint stops too.
+        let _metrics_stopped = metrics_stop.clone().drop_guard();
         let metrics_task = metrics_listener.map(|listener| {
             let sources = Sources {
                 calls: calls.clone(),

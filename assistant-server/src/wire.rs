@@ -6,9 +6,10 @@
 //! before the copy into the socket, and a stream holds that buffer while it
 //! waits. A [`StoryMessage`] is the message's few bytes of framing (the
 //! 5-byte gRPC prefix and the protobuf tags, lengths, offset and version),
-//! around a slice of the story held in memory: nothing is copied until the
-//! socket write, and a stream whose client is not reading holds a
-//! reference, not a copy.
+//! around a slice of the story held in memory: nothing of the story is
+//! copied until the socket write (only a call's first message, which
+//! carries the version, is a copy), and a stream whose client is not
+//! reading holds a reference, not a copy.
 
 use std::io::IoSlice;
 

@@ -217,7 +217,7 @@ where
             user = field::Empty,
         );
         let method = self.metrics.method(path);
-        let tells_story = path == record::TELL_STORY;
+        let tells_story = path == crate::services::TELL_STORY_PATH;
         if let Some(method) = &method {
             method.started();
         }

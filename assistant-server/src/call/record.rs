@@ -15,9 +15,6 @@ use super::{
     limits::FrameCounter,
 };
 
-/// The method whose text counts as story bytes.
-pub(super) const TELL_STORY: &str = "/assistant.AssistantService/TellStory";
-
 /// How one call went; logged when it is dropped, however the call ended.
 pub(super) struct Record {
     pub(super) span: Span,

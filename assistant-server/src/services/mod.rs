@@ -35,6 +35,9 @@ use tonic::{codec::CompressionEncoding, server::NamedService, service::Routes};
 use self::{chat::Chat, greeter::Greeting, health::Health, story::Assistant};
 use crate::{call::MAX_REQUEST_BYTES, config::Config, library::Library, wire::ResponseBody};
 
+/// The path of `TellStory`, whose text the metrics count as story bytes.
+pub(crate) const TELL_STORY_PATH: &str = story::direct::PATH;
+
 /// The names of the application's services, as health reports them.
 pub(crate) const SERVICES: [&str; 3] = [
     AssistantServiceServer::<Assistant>::NAME,

@@ -51,8 +51,14 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// and the connection's task took turns at every 16 KiB, and the server
 /// spent twice the CPU per call. Queued story bytes are references to the
 /// story, 64 bytes a message, not copies, so a stream that is not read
-/// costs about 10 KB for this (docs/BENCHMARKS.md).
+/// costs about 10 KB for this (docs/BENCHMARKS.md). Other responses are
+/// tonic's encoded copies: a chat's, whose size its client's own messages
+/// bound, and health's and reflection's.
 const MAX_SEND_BUFFER: usize = 256 * 1024;
+
+/// The same with `--compress-responses`, when the story too is tonic's
+/// encoded copy: a stream that is not read holds at most this much of it.
+const MAX_SEND_BUFFER_ENCODED: usize = 16 * 1024;
 
 /// The HTTP/2 receive windows: requests are small (4 KiB at most a
 /// message), so a client needs no more to send them, and may not make the
@@ -274,7 +280,11 @@ fn http2_settings(config: &Config) -> h2::server::Builder {
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_concurrent_streams(config.max_concurrent_streams)
-        .max_send_buffer_size(MAX_SEND_BUFFER)
+        .max_send_buffer_size(if config.compress_responses {
+            MAX_SEND_BUFFER_ENCODED
+        } else {
+            MAX_SEND_BUFFER
+        })
         .max_header_list_size(MAX_HEADER_LIST)
         // hyper's limits on reset streams, which answer Rapid Reset.
         .max_local_error_reset_streams(Some(1024));

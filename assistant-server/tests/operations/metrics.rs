@@ -201,3 +201,77 @@ async fn without_the_flag_nothing_listens_for_metrics() {
     let server = TestServer::start(fast_config()).await.unwrap();
     assert_eq!(server.metrics_addr, None);
 }
+
+#[tokio::test]
+async fn refusals_stalls_and_closed_connections_are_counted() {
+    let (logs, _guard) = LogCapture::install();
+    let config = Config {
+        max_calls: 1,
+        ..with_metrics(fast_config())
+    };
+    let server = TestServer::start(config).await.unwrap();
+    // 144 KB against a 16 KiB window: the story stalls until the client
+    // reads on, and holds the only call slot meanwhile.
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(Some(16 * 1024))
+        .connect()
+        .await
+        .unwrap();
+
+    let mut story = AssistantServiceClient::new(channel.clone())
+        .tell_story(peter())
+        .await
+        .unwrap()
+        .into_inner();
+    story.message().await.unwrap().unwrap();
+    timeout(
+        PATIENCE,
+        logs.wait_for(|m| m.starts_with("Waiting for Peter S to read")),
+    )
+    .await
+    .expect("the story stalls");
+    let stalled = scrape(&server).await;
+    assert_eq!(stalled["assistant_calls_stalled"], 1.0);
+    assert_eq!(stalled["assistant_calls_in_flight"], 1.0);
+
+    let refused = AssistantServiceClient::new(channel.clone())
+        .tell_story(peter())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+
+    assert_eq!(ending(&mut story).await, Code::Cancelled);
+    timeout(PATIENCE, server.calls.idle()).await.unwrap();
+
+    // A connection that does not speak HTTP/2 is closed, for that reason.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = timeout(PATIENCE, tcp.read_to_end(&mut rest)).await;
+    let not_http2 = "assistant_connections_closed_total{reason=\"not_http2\"}";
+    let after = timeout(PATIENCE, async {
+        loop {
+            let after = scrape(&server).await;
+            if after.get(not_http2) == Some(&1.0) {
+                return after;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the closed connection is counted");
+
+    assert_eq!(
+        after["assistant_calls_refused_total{limit=\"max_calls\"}"],
+        1.0
+    );
+    assert_eq!(after[&story_series("ResourceExhausted")], 1.0);
+    assert_eq!(after[&story_series("Canceled")], 1.0);
+    assert_eq!(after["assistant_calls_stalled"], 0.0);
+    assert!(after["assistant_stall_seconds_count"] >= 1.0);
+    assert!(after["assistant_stall_seconds_sum"] > 0.0);
+    assert_eq!(after["assistant_connections_refused_total"], 0.0);
+}

@@ -2,7 +2,8 @@
 //! its own (`--metrics-addr`), never on the gRPC port.
 //!
 //! It is for an operator's Prometheus, but bounded all the same: a few
-//! connections at once, each with a time limit on its request's headers.
+//! connections at once, each with a time limit on its request's headers
+//! and on its whole life.
 //! It runs until told to stop, which the server does only after its
 //! shutdown sequence, so the last scrape sees the drain.
 
@@ -25,7 +26,13 @@ const MAX_CONNECTIONS: usize = 16;
 /// How long a scraper may take to send its request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often recorded histogram samples are folded into their buckets.
+/// How long one connection may last, its responses included: a scraper
+/// that stops reading cannot hold a slot for good. Prometheus opens
+/// another.
+const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
+
+/// How often recorded histogram samples are folded into their buckets,
+/// whether or not anything scrapes: until then each sample is held.
 const UPKEEP: Duration = Duration::from_secs(5);
 
 /// The text format's content type, as Prometheus asks for it.
@@ -40,14 +47,10 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut upkeep = tokio::time::interval(UPKEEP);
+    tokio::spawn(upkeep(metrics.clone(), stop.clone()));
     loop {
         let permit = tokio::select! {
             () = stop.cancelled() => return,
-            _ = upkeep.tick() => {
-                metrics.upkeep();
-                continue;
-            }
             permit = Arc::clone(&slots).acquire_owned() => permit,
         };
         let Ok(permit) = permit else { return };
@@ -74,10 +77,22 @@ pub(crate) async fn serve(
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(tcp), service);
             tokio::select! {
-                _ = connection => {}
+                _ = tokio::time::timeout(CONNECTION_LIMIT, connection) => {}
                 () = stop.cancelled() => {}
             }
         });
+    }
+}
+
+/// Folds histogram samples into their buckets every [`UPKEEP`], until
+/// `stop`.
+async fn upkeep(metrics: Metrics, stop: CancellationToken) {
+    let mut every = tokio::time::interval(UPKEEP);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => metrics.upkeep(),
+        }
     }
 }
 

@@ -10,7 +10,8 @@
 //! What the server already counts for itself (calls in flight,
 //! connections, the story cache, dropped log lines) is read when Prometheus
 //! scrapes, so those cost nothing between scrapes. The rest is counted as
-//! it happens, with one atomic add per event. Without `--metrics-addr`,
+//! it happens: an atomic add per event, and for a histogram a sample kept
+//! until the endpoint folds it into its buckets (every 5 s). Without `--metrics-addr`,
 //! [`Metrics`] is empty and every count is a no-op.
 //!
 //! The exporter is `metrics-exporter-prometheus`: it writes the classic
@@ -83,8 +84,11 @@ struct Scraped {
 /// Where the scraped series come from.
 #[derive(Debug, Clone)]
 pub(crate) struct Sources {
+    /// Calls in flight, stalled and ended by shutdown.
     pub(crate) calls: Calls,
+    /// Connections open, refused and closed.
     pub(crate) connections: ConnectionCounter,
+    /// The stories held in memory.
     pub(crate) library: Library,
 }
 

@@ -1,6 +1,7 @@
 //! `TellStory` answered directly: the request read and checked as tonic
 //! would, and the response as [`StoryMessage`]s, each framed around a
-//! slice of the story with nothing copied (see [`crate::wire`]).
+//! slice of the story with nothing copied but a call's first message
+//! (see [`crate::wire`]).
 //!
 //! Only the transport's side differs from tonic's: the same checks, the
 //! same statuses, the same bytes on the wire (a test compares them).
