@@ -47,14 +47,17 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// what is on its way. A call waits for room before producing more, so a
 /// client that does not read holds at most this much, and one frame more.
 ///
-/// Room for a whole story (146 KB) at once: with 16 KiB, the call's task
-/// and the connection's task took turns at every 16 KiB, and the server
-/// spent twice the CPU per call. Queued story bytes are references to the
-/// story, 64 bytes a message, not copies, so a stream that is not read
-/// costs about 10 KB for this (docs/BENCHMARKS.md). Other responses are
-/// tonic's encoded copies: a chat's, whose size its client's own messages
-/// bound, and health's and reflection's.
-const MAX_SEND_BUFFER: usize = 256 * 1024;
+/// 64 KiB: with 16 KiB, the call's task and the connection's task took
+/// turns at every 16 KiB of a story, at 1.5 times the CPU per call. Room
+/// for a whole story (256 KiB) was faster still, but a call ends when its
+/// last bytes are queued here, so a client that never read would hold a
+/// whole story's stream with no call counted against `--max-calls`; at 64
+/// KiB most of a story still waits in its call. Queued story bytes are
+/// references to the story, 64 bytes a message, not copies
+/// (docs/BENCHMARKS.md). Other responses are tonic's encoded copies: a
+/// chat's, whose size its client's own messages bound, and health's and
+/// reflection's.
+const MAX_SEND_BUFFER: usize = 64 * 1024;
 
 /// The same with `--compress-responses`, when the story too is tonic's
 /// encoded copy: a stream that is not read holds at most this much of it.
