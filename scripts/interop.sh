@@ -149,33 +149,8 @@ stop_server() {
   wait "${!pid_var}" 2>/dev/null || true
 }
 
-passed=0
-failed=0
-failures=()
-# check NAME COMMAND...: runs the command in a subshell with errexit, its
-# output in $work/check.log; a command may write a detail for the PASS or
-# FAIL line to $work/detail.
-check() {
-  local name=$1 rc
-  shift
-  : >"$work/detail"
-  set +e
-  (set -e; "$@") >"$work/check.log" 2>&1
-  rc=$?
-  set -e
-  local detail
-  detail=$(cat "$work/detail")
-  if [ "$rc" -eq 0 ]; then
-    passed=$((passed + 1))
-    printf 'PASS  %s%s\n' "$name" "${detail:+ ($detail)}"
-  else
-    failed=$((failed + 1))
-    failures+=("$name")
-    printf 'FAIL  %s%s\n' "$name" "${detail:+ ($detail)}"
-    tail -n 15 "$work/check.log" | sed 's/^/        /'
-  fi
-}
-detail() { printf '%s' "$*" >"$work/detail"; }
+# shellcheck source=scripts/lib/checks.sh
+. scripts/lib/checks.sh
 
 # same EXPECTED ACTUAL: byte-for-byte, with a diff when not.
 same() {

@@ -128,6 +128,22 @@ check 1 "assistant_stories_cached"
 whole=$(wc -c <"$work/story.txt")
 check 1 "assistant_story_bytes_sent_total >= bool $((3 * whole))"
 check 1 "assistant_story_bytes_sent_total < bool $((5 * whole))"
+# The README's three starting queries, as written there: each answers.
+readme_queries=(
+  'sum by (grpc_method) (rate(grpc_server_handled_total{grpc_code!~"OK|Canceled"}[5m])) / sum by (grpc_method) (rate(grpc_server_handled_total[5m]))'
+  'histogram_quantile(0.99, sum by (grpc_method, le) (rate(grpc_server_handling_seconds_bucket[5m])))'
+  'assistant_calls_in_flight'
+)
+for q in "${readme_queries[@]}"; do
+  got=$(query "$q" || echo none)
+  if [ "$got" != none ]; then
+    printf '  ok   %-4s %s\n' answers "$q"
+  else
+    printf '  FAIL no answer: %s\n' "$q"
+    failures=$((failures + 1))
+  fi
+done
+
 # Of the four Canceled, one is the client that left: the server says so.
 went_away=$(grep -c 'Client went away' "$work/server.log" || true)
 if [ "$went_away" = 1 ]; then

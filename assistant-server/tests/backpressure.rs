@@ -9,6 +9,7 @@ use assistant_server::Config;
 use assistant_test_support::{
     LogCapture, TestServer, WriteFile,
     fixtures::{fast_config, peter},
+    raw,
 };
 use bytes::{BufMut, BytesMut};
 use h2::RecvStream;
@@ -28,14 +29,9 @@ async fn open_with_small_window(server: &TestServer) -> RecvStream {
         .unwrap();
     tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
-    let request = http::Request::post(format!(
-        "{}/assistant.AssistantService/TellStory",
-        server.url()
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(())
-    .unwrap();
+    let request = raw::grpc_post(server, "/assistant.AssistantService/TellStory")
+        .body(())
+        .unwrap();
     let (response, mut send) = client.send_request(request, false).unwrap();
     let message = peter().encode_to_vec();
     let mut body = BytesMut::new();

@@ -155,33 +155,8 @@ attack() {
   sampler_stop
 }
 
-passed=0
-failed=0
-failures=()
-# check NAME COMMAND...: runs the command in a subshell with errexit, its
-# output in $work/check.log; a command may write a detail for the PASS or
-# FAIL line with `detail`.
-check() {
-  local name=$1 rc
-  shift
-  : >"$work/detail"
-  set +e
-  (set -e; "$@") >"$work/check.log" 2>&1
-  rc=$?
-  set -e
-  local detail
-  detail=$(cat "$work/detail")
-  if [ "$rc" -eq 0 ]; then
-    passed=$((passed + 1))
-    printf 'PASS  %s%s\n' "$name" "${detail:+ ($detail)}"
-  else
-    failed=$((failed + 1))
-    failures+=("$name")
-    printf 'FAIL  %s%s\n' "$name" "${detail:+ ($detail)}"
-    tail -n 15 "$work/check.log" | sed 's/^/        /'
-  fi
-}
-detail() { printf '%s' "$*" >"$work/detail"; }
+# shellcheck source=scripts/lib/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/checks.sh"
 
 attack_ran() { # KEY: the attack exited 0 and reported
   [ "$attack_rc" -eq 0 ] || { echo "the attack exited $attack_rc"; tail -5 "$work/$1.attack.err"; return 1; }

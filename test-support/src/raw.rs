@@ -63,6 +63,14 @@ pub async fn unary(channel: &Channel, path: &'static str, body: Bytes) -> Result
     .map(tonic::Response::into_inner)
 }
 
+/// The request head of a gRPC call to `path` on `server`, for HTTP/2 by
+/// hand: POST with gRPC's content type and `te: trailers`.
+pub fn grpc_post(server: &TestServer, path: &str) -> http::request::Builder {
+    http::Request::post(format!("{}{path}", server.url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+}
+
 /// Makes a call over HTTP/2 by hand, sending `body` as the request stream
 /// (and ending it if `end`), and returns the call's `grpc-status` and the
 /// response bytes before it.
@@ -101,9 +109,7 @@ pub async fn h2_call_with(
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
-    let mut request = http::Request::post(format!("{}{path}", server.url()))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
+    let mut request = grpc_post(server, path);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

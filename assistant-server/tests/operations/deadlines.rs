@@ -85,15 +85,10 @@ async fn tell_story_raw(
         .unwrap();
     tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
-    let request = http::Request::post(format!(
-        "{}/assistant.AssistantService/TellStory",
-        server.url()
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .header("grpc-timeout", grpc_timeout)
-    .body(())
-    .unwrap();
+    let request = raw::grpc_post(server, "/assistant.AssistantService/TellStory")
+        .header("grpc-timeout", grpc_timeout)
+        .body(())
+        .unwrap();
     let (response, mut send) = client.send_request(request, false).unwrap();
     send.send_data(
         bytes::Bytes::from_static(b"\x00\x00\x00\x00\x12\x0a\x07Peter S\x12\x07SUSTech"),

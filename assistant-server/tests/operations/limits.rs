@@ -109,14 +109,9 @@ async fn half_a_request(
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
-    let request = http::Request::post(format!(
-        "{}/assistant.AssistantService/TellStory",
-        server.url()
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(())
-    .unwrap();
+    let request = raw::grpc_post(server, "/assistant.AssistantService/TellStory")
+        .body(())
+        .unwrap();
     let (response, mut send) = client.send_request(request, false).unwrap();
     send.send_data(bytes::Bytes::from_static(b"\x00\x00\x00\x00\x0a"), false)
         .unwrap();
@@ -245,14 +240,9 @@ async fn a_full_server_makes_room_by_ending_a_stalled_call_of_its_busiest_connec
     let mut stalled = Vec::new();
     for _ in 0..3 {
         let mut client = client.clone().ready().await.unwrap();
-        let request = http::Request::post(format!(
-            "{}/assistant.AssistantService/TellStory",
-            server.url()
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
+        let request = raw::grpc_post(&server, "/assistant.AssistantService/TellStory")
+            .body(())
+            .unwrap();
         let (response, mut send) = client.send_request(request, false).unwrap();
         send.send_data(
             bytes::Bytes::from_static(b"\x00\x00\x00\x00\x12\x0a\x07Peter S\x12\x07SUSTech"),
