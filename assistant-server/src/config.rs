@@ -30,6 +30,18 @@ pub struct Config {
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Serve the story page at http://HOST:PORT/, and gRPC-Web (TellStory
+    /// and ListStories) for it, on a listener of its own, over HTTP/1.1 and
+    /// HTTP/2. Without this flag there is no web listener.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub web_addr: Option<SocketAddr>,
+
+    /// Let pages from ORIGIN (such as https://example.com) call the web
+    /// listener's gRPC-Web (CORS); repeat it for more, or give `*` for
+    /// any. Without it, only the server's own page may.
+    #[arg(long = "web-allow-origin", value_name = "ORIGIN", requires = "web_addr", value_parser = origin)]
+    pub web_allow_origins: Vec<String>,
+
     /// Serve this text file instead of the built-in `alice.txt`. It is read
     /// once, at start.
     #[arg(long, value_name = "PATH", conflicts_with = "stories_dir")]
@@ -178,6 +190,28 @@ impl Default for Config {
     }
 }
 
+/// An origin as browsers send it: `*`, or a scheme and host with an
+/// optional port, and nothing after.
+fn origin(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    let valid = text == "*"
+        || rest.is_some_and(|host| {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not an origin: write it as a browser sends it, such as https://example.com or http://localhost:3000, or `*`"
+        ))
+    }
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -218,6 +252,27 @@ mod tests {
         assert_eq!(config.max_stream_bytes, 1024 * 1024);
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(!config.compress_responses);
+        assert_eq!(config.web_addr, None);
+        assert!(config.web_allow_origins.is_empty());
+    }
+
+    #[test]
+    fn web_origins_parse() {
+        let config = Config::try_parse_from([
+            "assistant-server",
+            "--web-addr",
+            "127.0.0.1:8080",
+            "--web-allow-origin",
+            "https://example.com",
+            "--web-allow-origin",
+            "http://[::1]:3000",
+        ])
+        .unwrap();
+        assert_eq!(config.web_addr, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(
+            config.web_allow_origins,
+            ["https://example.com", "http://[::1]:3000"]
+        );
     }
 
     #[test]
@@ -258,6 +313,25 @@ mod tests {
             &["--tls-cert", "c.pem"],
             &["--tls-key", "k.pem"],
             &["--client-ca", "ca.pem"],
+            &["--web-allow-origin", "https://example.com"],
+            &[
+                "--web-addr",
+                "127.0.0.1:0",
+                "--web-allow-origin",
+                "example.com",
+            ],
+            &[
+                "--web-addr",
+                "127.0.0.1:0",
+                "--web-allow-origin",
+                "https://example.com/",
+            ],
+            &[
+                "--web-addr",
+                "127.0.0.1:0",
+                "--web-allow-origin",
+                "https://",
+            ],
         ] {
             let argv = std::iter::once("assistant-server").chain(args.iter().copied());
             assert!(

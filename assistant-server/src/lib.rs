@@ -56,6 +56,7 @@ mod ops;
 mod server;
 mod services;
 mod transport;
+mod web;
 mod wire;
 
 pub use crate::{

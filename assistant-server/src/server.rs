@@ -16,6 +16,7 @@ use crate::{
     },
     services::{self, health::Health},
     transport::{self, Connections},
+    web::Web,
 };
 
 /// A server bound to its address, ready to serve.
@@ -23,6 +24,7 @@ use crate::{
 pub struct Server {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    web_listener: Option<TcpListener>,
     config: Config,
     library: Library,
     handle: Handle,
@@ -69,9 +71,16 @@ impl Server {
                 })?),
                 None => None,
             };
+        let web_listener = match config.web_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|err| {
+                anyhow::anyhow!("cannot listen for the web page on {addr}: {err}")
+            })?),
+            None => None,
+        };
         Ok(Self {
             listener,
             metrics_listener,
+            web_listener,
             config,
             library,
             handle: Handle {
@@ -97,6 +106,14 @@ impl Server {
             .and_then(|listener| listener.local_addr().ok())
     }
 
+    /// The address the story page and gRPC-Web are served on, with
+    /// `--web-addr`; with port 0, the port the system picked.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// A hand on the server, which stays valid while it serves.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
@@ -106,9 +123,11 @@ impl Server {
     /// [crate docs](crate#shutdown) describe.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let metrics_addr = self.metrics_addr();
+        let web_addr = self.web_addr();
         let Self {
             listener,
             metrics_listener,
+            web_listener,
             config,
             library,
             handle: Handle { calls, closing },
@@ -136,7 +155,13 @@ impl Server {
         );
         let (open_files, default_connections) = transport::raise_fd_limit();
         let max_connections = config.max_connections.unwrap_or(default_connections);
-        let connections = Connections::new(&config, service, max_connections, closing)?;
+        let connections = Connections::new(&config, service.clone(), max_connections, closing)?;
+        // The page's listener has connections of its own, at the same cap,
+        // drained and closed with the gRPC port's.
+        let web = web_listener.map(|listener| {
+            let web = Web::new(&config, service, max_connections, connections.hands());
+            (web, listener)
+        });
 
         // The metrics endpoint outlives the shutdown sequence, so that the
         // last scrape sees the drain.
@@ -165,9 +190,18 @@ impl Server {
         ));
         {
             let accepting = pin!(connections.accept(listener));
+            let accepting_web = pin!(async {
+                match &web {
+                    Some((web, listener)) => web.accept(listener).await,
+                    None => std::future::pending().await,
+                }
+            });
             info!("Server started on port {port}");
             if let Some(addr) = metrics_addr {
                 info!("Metrics at http://{addr}/metrics");
+            }
+            if let Some(addr) = web_addr {
+                info!("Story page at http://{addr}/");
             }
             info!(
                 "Limits: {max_connections} connections, {} calls at once; {open_files} open files",
@@ -183,11 +217,13 @@ impl Server {
             }
             tokio::select! {
                 () = accepting => {}
+                () = accepting_web => {}
                 () = shutdown => {}
             }
-            // Leaving this block drops the accept loop, and with it the
-            // listening socket.
+            // Leaving this block drops the accept loops, and with them the
+            // listening sockets.
         }
+        drop(web);
 
         fullness.abort();
         shutdown::run(shutdown::Serving {

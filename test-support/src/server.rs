@@ -14,6 +14,9 @@ pub struct TestServer {
     pub calls: Calls,
     /// Where it serves metrics, if `config.metrics_addr` asked for them.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where it serves the story page and gRPC-Web, if `config.web_addr`
+    /// asked for them.
+    pub web_addr: Option<SocketAddr>,
     handle: Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -34,6 +37,7 @@ impl TestServer {
         let server = Server::bind(config).await?;
         let addr = server.local_addr();
         let metrics_addr = server.metrics_addr();
+        let web_addr = server.web_addr();
         let handle = server.handle();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async {
@@ -43,6 +47,7 @@ impl TestServer {
             addr,
             calls: handle.calls().clone(),
             metrics_addr,
+            web_addr,
             handle,
             stop: Some(stop),
             task,

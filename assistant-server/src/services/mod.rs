@@ -38,6 +38,9 @@ use crate::{call::MAX_REQUEST_BYTES, config::Config, library::Library, wire::Res
 /// The path of `TellStory`, whose text the metrics count as story bytes.
 pub(crate) const TELL_STORY_PATH: &str = story::direct::PATH;
 
+/// The path of `ListStories`.
+pub(crate) const LIST_STORIES_PATH: &str = "/assistant.AssistantService/ListStories";
+
 /// The names of the application's services, as health reports them.
 pub(crate) const SERVICES: [&str; 3] = [
     AssistantServiceServer::<Assistant>::NAME,

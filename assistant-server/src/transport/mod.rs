@@ -72,6 +72,23 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// The largest header block the server accepts.
 const MAX_HEADER_LIST: u32 = 16 * 1024;
 
+/// The HTTP/2 limits of the gRPC port, for the web listener's HTTP/2.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Http2Limits {
+    pub(crate) stream_window: u32,
+    pub(crate) connection_window: u32,
+    pub(crate) send_buffer: usize,
+    pub(crate) max_header_list: u32,
+}
+
+/// See [`Http2Limits`].
+pub(crate) const LIMITS: Http2Limits = Http2Limits {
+    stream_window: STREAM_WINDOW,
+    connection_window: CONNECTION_WINDOW,
+    send_buffer: MAX_SEND_BUFFER,
+    max_header_list: MAX_HEADER_LIST,
+};
+
 /// Refusals being written at once; past this, a refused connection is
 /// simply closed.
 const MAX_REFUSALS: usize = 32;
@@ -108,6 +125,19 @@ impl std::fmt::Debug for Shared {
             .field("open", &self.registry.open())
             .finish_non_exhaustive()
     }
+}
+
+/// Hands on the connections of a listener beside the gRPC port (the web
+/// page's), so that shutdown drains, closes and waits for them with the
+/// gRPC port's own.
+#[derive(Debug, Clone)]
+pub(crate) struct Hands {
+    /// Where each connection's task is spawned.
+    pub(crate) tasks: TaskTracker,
+    /// Cancelled when connections should drain.
+    pub(crate) draining: CancellationToken,
+    /// Cancelled when connections should close at once.
+    pub(crate) closing: CancellationToken,
 }
 
 /// A view of the server's connection counts; cheap to clone.
@@ -159,6 +189,15 @@ impl Connections {
     /// A view of the connections' counts, for the metrics.
     pub(crate) fn counter(&self) -> ConnectionCounter {
         ConnectionCounter(Arc::clone(&self.shared))
+    }
+
+    /// Hands for a listener beside this one; see [`Hands`].
+    pub(crate) fn hands(&self) -> Hands {
+        Hands {
+            tasks: self.shared.tasks.clone(),
+            draining: self.shared.draining.clone(),
+            closing: self.shared.closing.clone(),
+        }
     }
 
     /// Whether connections are served over TLS.

@@ -12,6 +12,7 @@ mod logs;
 mod metrics;
 mod reflection;
 mod shutdown;
+mod web;
 
 use std::time::Duration;
 
