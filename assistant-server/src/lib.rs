@@ -23,6 +23,10 @@
 //! server reflection (`grpc.reflection.v1` and `v1alpha`) describing all of
 //! them, so tools such as grpcurl need no `.proto` files.
 //!
+//! With `--web-addr`, on a second listener: a page that tells the story in
+//! a browser, and gRPC-Web (`TellStory` and `ListStories`) for it, over
+//! HTTP/1.1 and HTTP/2.
+//!
 //! # Layout
 //! - `services/`: the gRPC services, one file each. Where an RPC goes.
 //! - `library/`: the stories the server can tell.
@@ -30,7 +34,10 @@
 //!   record and the count of calls in flight.
 //! - `transport/`: the accept loop, each connection's task, TLS and write
 //!   batching.
-//! - `ops/`: the shutdown sequence and its signals, and the logs.
+//! - `ops/`: the shutdown sequence and its signals, the logs and the
+//!   metrics.
+//! - `web/`: the web listener: the story page and gRPC-Web. The page's
+//!   source is in `assistant-server/web/`.
 //! - `config.rs`: the flags; `server.rs`: how the pieces are put together.
 //!
 //! # Shutdown
