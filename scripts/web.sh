@@ -2,7 +2,7 @@
 # The story page (--web-addr): its committed bundle is what its source
 # builds to, and it works in a real browser.
 #
-# 1. npm ci in assistant-server/web, then `npm run build`: code generated
+# 1. The locked npm packages in assistant-server/web, then `npm run build`: code generated
 #    from proto/assistant.proto, type-checked, bundled. The build must
 #    leave the committed src/gen/ and dist/app.js unchanged: a stale
 #    bundle fails here, with the difference shown.
@@ -26,7 +26,12 @@ if ! command -v chromium >/dev/null; then
 fi
 
 say "installing the page's packages"
-(cd assistant-server/web && npm ci --no-audit --no-fund --loglevel=error)
+# Not `npm ci`: buf ships a binary per platform as optional packages, and a
+# registry mirror that lacks some platforms' (as some do) makes `npm ci`
+# call the lock file out of sync. `install --no-save` installs the locked
+# versions of what the lock holds, skips what the registry lacks, and
+# leaves the lock alone.
+(cd assistant-server/web && npm install --no-save --no-audit --no-fund --loglevel=error)
 
 say "rebuilding the bundle from its source"
 (cd assistant-server/web && npm run --silent build)
