@@ -32,8 +32,10 @@ pub struct Config {
 
     /// Serve the story page at http://HOST:PORT/, and gRPC-Web (TellStory
     /// and ListStories) for it, on a listener of its own, over HTTP/1.1 and
-    /// HTTP/2. Without this flag there is no web listener.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// HTTP/2. Without this flag there is no web listener. It serves
+    /// plain HTTP even with --tls-cert, and cannot be combined with
+    /// --client-ca, which it would bypass.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "client_ca")]
     pub web_addr: Option<SocketAddr>,
 
     /// Let pages from ORIGIN (such as https://example.com) call the web

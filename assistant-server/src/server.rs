@@ -202,6 +202,9 @@ impl Server {
             }
             if let Some(addr) = web_addr {
                 info!("Story page at http://{addr}/");
+                if connections.tls() {
+                    warn!("The story page and its gRPC-Web are served without TLS");
+                }
             }
             info!(
                 "Limits: {max_connections} connections, {} calls at once; {open_files} open files",

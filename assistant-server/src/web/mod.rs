@@ -7,16 +7,21 @@
 //! - [`page`]: the page's files, built into the binary.
 //! - [`service`]: what each request is answered with; calls go through
 //!   the same call layer as on the gRPC port.
+//! - [`watch`]: ending a call whose client stopped reading, at its
+//!   deadline, at shutdown or to make room, as the gRPC port does.
 //!
-//! The listener is bounded as the gRPC port is: at most
-//! `--max-connections` connections of its own (past it, a new one is
-//! closed at once), `--handshake-timeout` for a connection's first
-//! request and for each HTTP/1.1 request's headers, the same HTTP/2
-//! limits, and the calls count against the same `--max-calls`. Its
-//! connections drain and close with the rest at shutdown.
+//! The listener has the gRPC port's bounds, where HTTP/1.1 has them too:
+//! at most `--max-connections` connections of its own (past it, a new one
+//! is closed at once; there is no eviction), `--handshake-timeout` for a
+//! connection's first request and for each HTTP/1.1 request's headers, the
+//! same HTTP/2 settings, and calls that count against the same
+//! `--max-calls` and end at their deadline, at shutdown or to make room
+//! even when their client does not read. Its connections drain and close
+//! with the rest at shutdown. It speaks plain HTTP only.
 
 mod page;
 mod service;
+mod watch;
 
 use std::{
     net::SocketAddr,
@@ -29,12 +34,12 @@ use std::{
 };
 
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::conn::auto,
     service::TowerToHyperService,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::{
@@ -56,7 +61,7 @@ pub(crate) struct Web {
 }
 
 struct Shared {
-    http: auto::Builder<TokioExecutor>,
+    http: auto::Builder<Tracked>,
     service: CallService<Router>,
     origins: Vec<String>,
     max_connections: usize,
@@ -86,7 +91,7 @@ impl Web {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                http: http_settings(config),
+                http: http_settings(config, hands.tasks.clone()),
                 service,
                 origins: config.web_allow_origins.clone(),
                 max_connections,
@@ -177,9 +182,24 @@ async fn serve(shared: &Shared, tcp: TcpStream, info: TcpConnectInfo) -> bool {
     }
 }
 
+/// Runs hyper's HTTP/2 stream tasks where shutdown waits for them: with
+/// the connections' own, so that no call's last line is cut off.
+#[derive(Debug, Clone)]
+struct Tracked(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for Tracked
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(future);
+    }
+}
+
 /// HTTP/1.1 and HTTP/2 as the gRPC port has them, where both have them.
-fn http_settings(config: &Config) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+fn http_settings(config: &Config, tasks: TaskTracker) -> auto::Builder<Tracked> {
+    let mut builder = auto::Builder::new(Tracked(tasks));
     builder
         .http1()
         .timer(TokioTimer::new())

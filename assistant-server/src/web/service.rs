@@ -12,9 +12,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body::Frame;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, body::Body};
 use tonic_web::GrpcWebService;
@@ -22,19 +21,33 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::page;
+use super::{page, watch::WatchedBody};
 use crate::{
-    call::{CallBody, CallService},
+    call::CallService,
     services::{LIST_STORIES_PATH, Router, TELL_STORY_PATH},
 };
 
 /// The methods a browser may call.
 const SERVED_TO_BROWSERS: [&str; 2] = [TELL_STORY_PATH, LIST_STORIES_PATH];
 
+/// The answer to one request.
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-/// The web listener's service for one connection, CORS outermost.
-pub(super) type Site = tower_http::cors::Cors<Answers>;
+/// The web listener's service for one connection: it marks the
+/// connection's first request, then CORS answers preflights, then
+/// [`Answers`].
+#[derive(Clone)]
+pub(super) struct Site {
+    inner: tower_http::cors::Cors<Answers>,
+    /// Cancelled by the connection's first request: its handshake is over.
+    first_request: CancellationToken,
+}
+
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Site").finish_non_exhaustive()
+    }
+}
 
 /// The site for `service`'s calls, letting `origins` call it from other
 /// pages (none: same-origin only).
@@ -43,10 +56,31 @@ pub(super) fn site(
     origins: &[String],
     first_request: CancellationToken,
 ) -> Site {
-    cors(origins).layer(Answers {
-        grpc_web: tonic_web::GrpcWebLayer::new().layer(Browser(service)),
+    Site {
+        inner: cors(origins).layer(Answers {
+            grpc_web: tonic_web::GrpcWebLayer::new().layer(Browser(service)),
+        }),
         first_request,
-    })
+    }
+}
+
+impl<B> Service<Request<B>> for Site
+where
+    Answers: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
+    <Answers as Service<Request<B>>>::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = <tower_http::cors::Cors<Answers> as Service<Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.first_request.cancel();
+        self.inner.call(request)
+    }
 }
 
 /// CORS for `origins`. With none, no response allows another origin, so
@@ -82,8 +116,6 @@ fn cors(origins: &[String]) -> CorsLayer {
 #[derive(Clone)]
 pub(super) struct Answers {
     grpc_web: GrpcWebService<Browser>,
-    /// Cancelled by the connection's first request: its handshake is over.
-    first_request: CancellationToken,
 }
 
 impl std::fmt::Debug for Answers {
@@ -101,12 +133,11 @@ where
     type Error = Infallible;
     type Future = BoxFuture;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request<B>>::poll_ready(&mut self.grpc_web, cx)
     }
 
     fn call(&mut self, request: Request<B>) -> BoxFuture {
-        self.first_request.cancel();
         let path = request.uri().path();
         if page::is_page(path) {
             let response = page::answer(request.method(), path);
@@ -117,6 +148,10 @@ where
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("application/grpc-web"));
+        if !grpc_web && request.method() != Method::POST {
+            let response = page::plain(StatusCode::NOT_FOUND, "Not found.\n");
+            return Box::pin(std::future::ready(Ok(response)));
+        }
         if !grpc_web {
             let response = page::plain(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -135,9 +170,9 @@ where
 pub(super) struct Browser(CallService<Router>);
 
 impl Service<Request<Body>> for Browser {
-    type Response = Response<BrowserBody>;
+    type Response = Response<WatchedBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<BrowserBody>, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<WatchedBody>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Service::<Request<Body>>::poll_ready(&mut self.0, cx)
@@ -149,40 +184,13 @@ impl Service<Request<Body>> for Browser {
                 "the web listener serves {} and {}; other methods are on the gRPC port",
                 TELL_STORY_PATH, LIST_STORIES_PATH
             ));
-            let response = status.into_http().map(|()| BrowserBody(None));
+            let response = status.into_http().map(|()| WatchedBody::empty());
             return Box::pin(std::future::ready(Ok(response)));
         }
         let answer = self.0.call(request);
         Box::pin(async move {
             let response = answer.await?;
-            Ok(response.map(|body| BrowserBody(Some(body))))
+            Ok(response.map(WatchedBody::new))
         })
-    }
-}
-
-/// A call's response body, its bytes as one `Bytes` per frame.
-pub(super) struct BrowserBody(Option<CallBody>);
-
-impl http_body::Body for BrowserBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let Some(body) = self.0.as_mut() else {
-            return Poll::Ready(None);
-        };
-        Pin::new(body).poll_frame(cx).map(|frame| {
-            frame.map(|frame| {
-                frame
-                    .map(|frame| frame.map_data(|mut chunk| chunk.copy_to_bytes(chunk.remaining())))
-            })
-        })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.as_ref().is_none_or(CallBody::is_end_stream)
     }
 }

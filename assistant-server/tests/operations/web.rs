@@ -377,3 +377,99 @@ async fn a_request_head_left_unfinished_is_cut_off() {
     assert!(closed_by_server(tcp).await, "an unfinished head is closed");
     server.stop().await.unwrap();
 }
+
+/// An HTTP/2 connection whose window for each stream is zero: it never
+/// takes a byte of a response body.
+async fn never_reading_connection(
+    web: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let io = TokioIo::new(TcpStream::connect(web).await.unwrap());
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(io)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// Starts a gRPC-Web TellStory that is never read. Returns what keeps it
+/// open: the connection's sender and the unread response.
+async fn never_reading(
+    web: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    Response<hyper::body::Incoming>,
+) {
+    let mut sender = never_reading_connection(web).await;
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    (sender, response)
+}
+
+#[tokio::test]
+async fn a_web_call_whose_client_never_reads_still_ends_at_its_deadline() {
+    let (server, web) = web_server(fast_config()).await;
+    let mut request = grpc_web(TELL_STORY, &peter());
+    request
+        .headers_mut()
+        .insert("grpc-timeout", "300m".parse().unwrap());
+    let _held = never_reading(web, request).await;
+    assert_eq!(server.calls.active(), 1);
+    timeout(PATIENCE, server.calls.wait_for(|active| active == 0))
+        .await
+        .expect("the deadline ends the call, read or not");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_server_makes_room_by_ending_a_stalled_web_call() {
+    let config = Config {
+        max_calls: 2,
+        shutdown_grace: Duration::from_millis(100),
+        ..fast_config()
+    };
+    let (server, web) = web_server(config).await;
+    // Two calls on one connection that never reads: the busiest connection.
+    let mut sender = never_reading_connection(web).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(
+            sender
+                .send_request(grpc_web(TELL_STORY, &peter()))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(server.calls.active(), 2);
+    // Once stalled, a web call gives its place to a new one.
+    let story = timeout(PATIENCE, async {
+        loop {
+            let mut client = AssistantServiceClient::new(server.channel().await);
+            match client.tell_story(peter()).await {
+                Ok(response) => break response.into_inner(),
+                Err(status) => assert_eq!(status.code(), Code::ResourceExhausted),
+            }
+        }
+    })
+    .await
+    .expect("the stalled web call makes room");
+    drop(story);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_ends_a_web_call_whose_client_never_reads() {
+    let config = Config {
+        shutdown_grace: Duration::from_millis(100),
+        ..fast_config()
+    };
+    let (mut server, web) = web_server(config).await;
+    let _held = never_reading(web, grpc_web(TELL_STORY, &peter())).await;
+    server.begin_shutdown();
+    timeout(PATIENCE, server.stopped())
+        .await
+        .expect("the server stops")
+        .unwrap();
+}

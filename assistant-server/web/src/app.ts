@@ -89,13 +89,19 @@ async function listStories(wanted: string | null): Promise<void> {
 
 /** Tells one story, from the request to its ending line. */
 async function tell(): Promise<void> {
-  current?.abort.abort();
+  if (current) {
+    // A new story replaces the one typing: that one ends as cancelled.
+    current.byUser = true;
+    current.abort.abort();
+    current.typist.stop();
+  }
   const text = document.createTextNode("");
   storyOut.replaceChildren(text);
   setStatus("");
   chart.reset();
   let received = 0;
   const show = () => {
+    if (current !== call) return;
     chart.record(received, typist.typedBytes);
     counts.textContent = `${received} bytes received, ${typist.typedBytes} typed`;
     // Keep the newest text in view, unless the reader scrolled up.
@@ -165,8 +171,18 @@ cancelButton.addEventListener("click", () => {
   current.abort.abort();
   current.typist.stop();
 });
+// A field takes effect a moment after the last keystroke, so that typing
+// "0.05" does not pass through "0" (type everything at once) on the way.
+let settle: ReturnType<typeof setTimeout> | undefined;
 for (const field of [bufferSize, stepSec]) {
-  field.addEventListener("input", () => current?.typist.setPace(readPace()));
+  field.addEventListener("input", () => {
+    clearTimeout(settle);
+    settle = setTimeout(() => current?.typist.setPace(readPace()), 300);
+  });
+  field.addEventListener("change", () => {
+    clearTimeout(settle);
+    current?.typist.setPace(readPace());
+  });
 }
 
 const autostart = applyQuery(location.search, (name) => document.getElementById(name) as HTMLInputElement | null);

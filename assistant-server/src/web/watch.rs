@@ -1,0 +1,204 @@
+//! A browser's call, watched while its client does not read.
+//!
+//! On the gRPC port the transport ends a call whose client has stopped
+//! reading, at its deadline, at shutdown, or to make room (see
+//! `transport/stream.rs`). Here hyper drives the response, and simply stops
+//! polling a body its client does not take. So each web call has a
+//! watchdog beside it that does the same: when the call's deadline passes
+//! or shutdown ends calls, it ends the call, which frees its slot and what
+//! it held; and once the body has waited [`STALL_NOTICE`] with a frame
+//! taken and not another asked for, the call counts as stalled, which a
+//! full server may end to make room. The status goes out as the body's
+//! trailers if the client ever reads again.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard, Weak},
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame};
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tonic::Status;
+
+use crate::call::{CallBody, EndEarly};
+
+/// How long a frame may wait for the client to ask for the next before
+/// the call counts as stalled; as on the gRPC port.
+const STALL_NOTICE: Duration = Duration::from_millis(100);
+
+/// A call's response body, its bytes as one `Bytes` per frame, ended by
+/// its watchdog if its client stops reading.
+pub(super) struct WatchedBody {
+    slot: Arc<Mutex<Slot>>,
+    /// Stops the watchdog when the body goes.
+    _watchdog: Option<DropGuard>,
+}
+
+/// What the body and its watchdog share.
+struct Slot {
+    /// `None` once ended.
+    body: Option<CallBody>,
+    /// The status the watchdog ended the call with, not yet sent.
+    ended: Option<Status>,
+    /// Whether the body is waiting for its client: a frame was handed out
+    /// (or the response's headers, at first) and the next not yet asked
+    /// for. (hyper waits for the client's window before it asks.)
+    awaiting_poll: bool,
+    /// Frames handed out: the watchdog sees reading resume by it.
+    frames: u64,
+    waker: Option<Waker>,
+}
+
+fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl WatchedBody {
+    /// A body that yields nothing: a call answered before it started.
+    pub(super) fn empty() -> Self {
+        Self::unwatched(None)
+    }
+
+    fn unwatched(body: Option<CallBody>) -> Self {
+        Self {
+            slot: Arc::new(Mutex::new(Slot {
+                body,
+                ended: None,
+                awaiting_poll: true,
+                frames: 0,
+                waker: None,
+            })),
+            _watchdog: None,
+        }
+    }
+
+    /// Watches `body` as the [module docs](self) say.
+    pub(super) fn new(body: CallBody) -> Self {
+        let (deadline, ending) = body.must_end_by();
+        let Some(ending) = ending.cloned() else {
+            // A call with no record (refused at once) has nothing to watch.
+            return Self::unwatched(Some(body));
+        };
+        let mut watched = Self::unwatched(Some(body));
+        let stop = CancellationToken::new();
+        tokio::spawn(watchdog(
+            Arc::downgrade(&watched.slot),
+            deadline,
+            ending,
+            stop.clone(),
+        ));
+        watched._watchdog = Some(stop.drop_guard());
+        watched
+    }
+}
+
+/// Ends the call in `slot` for `why`, unless it is over already, and wakes
+/// the body's reader to send the status.
+fn end(slot: &Weak<Mutex<Slot>>, why: EndEarly) {
+    let Some(slot) = slot.upgrade() else { return };
+    let mut slot = lock(&slot);
+    if let Some(mut body) = slot.body.take() {
+        slot.ended = Some(body.end_early(why));
+        if let Some(waker) = slot.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// The watchdog of one call; see the [module docs](self).
+async fn watchdog(
+    slot: Weak<Mutex<Slot>>,
+    deadline: Option<Instant>,
+    ending: CancellationToken,
+    stop: CancellationToken,
+) {
+    let deadline_passed = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut deadline_passed = std::pin::pin!(deadline_passed);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            () = &mut deadline_passed => return end(&slot, EndEarly::Deadline),
+            () = ending.cancelled() => return end(&slot, EndEarly::Shutdown),
+            () = tokio::time::sleep(STALL_NOTICE) => {}
+        }
+        // Stalled: a frame went out and the next was not asked for.
+        let (stalled, frames) = {
+            let Some(strong) = slot.upgrade() else { return };
+            let slot = lock(&strong);
+            let stalled = match (&slot.body, slot.awaiting_poll) {
+                (Some(body), true) => body.stalled(),
+                _ => None,
+            };
+            (stalled, slot.frames)
+        };
+        let Some(stalled) = stalled else { continue };
+        // Until the client reads again, a full server may end the call.
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = &mut deadline_passed => return end(&slot, EndEarly::Deadline),
+                () = ending.cancelled() => return end(&slot, EndEarly::Shutdown),
+                () = stalled.evict.cancelled() => return end(&slot, EndEarly::MadeRoom),
+                () = tokio::time::sleep(STALL_NOTICE) => {}
+            }
+            let Some(strong) = slot.upgrade() else { return };
+            if lock(&strong).frames != frames {
+                break;
+            }
+        }
+    }
+}
+
+impl Body for WatchedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let mut slot = lock(&self.slot);
+        slot.awaiting_poll = false;
+        if let Some(status) = slot.ended.take() {
+            let mut trailers = http::HeaderMap::new();
+            return match status.add_header(&mut trailers) {
+                Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+                Err(status) => Poll::Ready(Some(Err(status))),
+            };
+        }
+        let Some(body) = slot.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(body).poll_frame(cx).map(|frame| {
+            frame.map(|frame| {
+                frame
+                    .map(|frame| frame.map_data(|mut chunk| chunk.copy_to_bytes(chunk.remaining())))
+            })
+        });
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => {
+                slot.awaiting_poll = true;
+                slot.frames += 1;
+            }
+            Poll::Ready(None | Some(Err(_))) => slot.body = None,
+            Poll::Pending => slot.waker = Some(cx.waker().clone()),
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let slot = lock(&self.slot);
+        slot.ended.is_none() && slot.body.as_ref().is_none_or(CallBody::is_end_stream)
+    }
+}
