@@ -40,7 +40,7 @@ pub struct Config {
 
     /// Let pages from ORIGIN (such as https://example.com) call the web
     /// listener's gRPC-Web (CORS); repeat it for more, or give `*` for
-    /// any. Without it, only the server's own page may.
+    /// any. Without it, only the server's own page may call it.
     #[arg(long = "web-allow-origin", value_name = "ORIGIN", requires = "web_addr", value_parser = origin)]
     pub web_allow_origins: Vec<String>,
 

@@ -41,6 +41,12 @@ const client = createClient(
   createGrpcWebTransport({ baseUrl: location.origin, useBinaryFormat: true }),
 );
 
+/** Whether the story box follows the newest text: until the reader scrolls up. */
+let following = true;
+storyOut.addEventListener("scroll", () => {
+  following = storyOut.scrollHeight - storyOut.scrollTop - storyOut.clientHeight < 40;
+});
+
 /** The call in progress, if any. */
 let current: { abort: AbortController; typist: Typist; byUser: boolean } | undefined;
 
@@ -97,6 +103,7 @@ async function tell(): Promise<void> {
   }
   const text = document.createTextNode("");
   storyOut.replaceChildren(text);
+  following = true;
   setStatus("");
   chart.reset();
   let received = 0;
@@ -105,9 +112,7 @@ async function tell(): Promise<void> {
     chart.record(received, typist.typedBytes);
     counts.textContent = `${received} bytes received, ${typist.typedBytes} typed`;
     // Keep the newest text in view, unless the reader scrolled up.
-    if (storyOut.scrollHeight - storyOut.scrollTop - storyOut.clientHeight < 40) {
-      storyOut.scrollTop = storyOut.scrollHeight;
-    }
+    if (following) storyOut.scrollTop = storyOut.scrollHeight;
   };
   const typist = new Typist(text, readPace(), show);
   const call = { abort: new AbortController(), typist, byUser: false };
