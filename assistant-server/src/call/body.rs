@@ -39,6 +39,13 @@ pub(crate) struct CallBody {
     end_after: Option<Status>,
 }
 
+/// The trailers frame that ends a response with `status`.
+pub(crate) fn status_trailers<D>(status: &Status) -> Result<Frame<D>, Status> {
+    let mut trailers = http::HeaderMap::new();
+    status.add_header(&mut trailers)?;
+    Ok(Frame::trailers(trailers))
+}
+
 /// Why the transport ends a call early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EndEarly {
@@ -174,11 +181,7 @@ impl CallBody {
             Some(record) => record.end_early(status),
             None => status,
         };
-        let mut trailers = http::HeaderMap::new();
-        match status.add_header(&mut trailers) {
-            Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
-            Err(status) => Poll::Ready(Some(Err(status))),
-        }
+        Poll::Ready(Some(status_trailers(&status)))
     }
 
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Chunk>, Status>>> {

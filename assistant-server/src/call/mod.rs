@@ -54,8 +54,9 @@ use crate::{
 
 pub use self::calls::Calls;
 use self::calls::ConnectionCalls;
+pub(crate) use self::calls::StalledGuard;
 pub(crate) use self::{
-    body::{CallBody, EndEarly},
+    body::{CallBody, EndEarly, status_trailers},
     context::CallContext,
     limits::MAX_REQUEST_BYTES,
 };

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::Status;
 
-use crate::call::{CallBody, EndEarly};
+use crate::call::{CallBody, EndEarly, StalledGuard, status_trailers};
 
 /// How long a frame may wait for the client to ask for the next before
 /// the call counts as stalled; as on the gRPC port.
@@ -123,40 +123,39 @@ async fn watchdog(
         }
     };
     let mut deadline_passed = std::pin::pin!(deadline_passed);
+    // Registered while stalled, with the frames handed out when it began.
+    let mut stalled: Option<(StalledGuard, u64)> = None;
     loop {
+        let made_room = async {
+            match &stalled {
+                Some((guard, _)) => guard.evict.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
             () = &mut deadline_passed => return end(&slot, EndEarly::Deadline),
             () = ending.cancelled() => return end(&slot, EndEarly::Shutdown),
+            () = made_room => return end(&slot, EndEarly::MadeRoom),
             () = tokio::time::sleep(STALL_NOTICE) => {}
         }
-        // Stalled: a frame went out and the next was not asked for.
-        let (stalled, frames) = {
-            let Some(strong) = slot.upgrade() else { return };
-            let slot = lock(&strong);
-            let stalled = match (&slot.body, slot.awaiting_poll) {
-                (Some(body), true) => body.stalled(),
-                _ => None,
-            };
-            (stalled, slot.frames)
+        let Some(strong) = slot.upgrade() else { return };
+        let slot = lock(&strong);
+        stalled = match stalled.take() {
+            // Still waiting on the same frame: still stalled.
+            Some((guard, frames)) if slot.frames == frames => Some((guard, frames)),
+            // Reading again: no longer stalled, until it waits again.
+            Some(_) => None,
+            // A frame went out and the next was not asked for: stalled,
+            // so a full server may end the call to make room.
+            None if slot.awaiting_poll => slot
+                .body
+                .as_ref()
+                .and_then(CallBody::stalled)
+                .map(|guard| (guard, slot.frames)),
+            None => None,
         };
-        let Some(stalled) = stalled else { continue };
-        // Until the client reads again, a full server may end the call.
-        loop {
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => return,
-                () = &mut deadline_passed => return end(&slot, EndEarly::Deadline),
-                () = ending.cancelled() => return end(&slot, EndEarly::Shutdown),
-                () = stalled.evict.cancelled() => return end(&slot, EndEarly::MadeRoom),
-                () = tokio::time::sleep(STALL_NOTICE) => {}
-            }
-            let Some(strong) = slot.upgrade() else { return };
-            if lock(&strong).frames != frames {
-                break;
-            }
-        }
     }
 }
 
@@ -171,11 +170,7 @@ impl Body for WatchedBody {
         let mut slot = lock(&self.slot);
         slot.awaiting_poll = false;
         if let Some(status) = slot.ended.take() {
-            let mut trailers = http::HeaderMap::new();
-            return match status.add_header(&mut trailers) {
-                Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
-                Err(status) => Poll::Ready(Some(Err(status))),
-            };
+            return Poll::Ready(Some(status_trailers(&status)));
         }
         let Some(body) = slot.body.as_mut() else {
             return Poll::Ready(None);

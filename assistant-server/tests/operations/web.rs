@@ -354,18 +354,55 @@ async fn oversized_requests_and_deadlines_are_held_as_on_the_grpc_port() {
     server.stop().await.unwrap();
 }
 
+/// Sends the page's request on `tcp` and reads the whole answer.
+async fn get_page(tcp: &mut TcpStream) {
+    tokio::io::AsyncWriteExt::write_all(tcp, b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0; 4096];
+    while !answer.ends_with(b"</html>\n") {
+        let n = timeout(PATIENCE, tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the page comes whole");
+        answer.extend_from_slice(&buf[..n]);
+    }
+}
+
 #[tokio::test]
-async fn a_request_head_left_unfinished_is_cut_off() {
+async fn a_request_head_left_unfinished_is_cut_off_on_a_kept_alive_connection() {
     let config = Config {
         handshake_timeout: Duration::from_millis(300),
         ..fast_config()
     };
     let (server, web) = web_server(config).await;
     let mut tcp = TcpStream::connect(web).await.unwrap();
+    // A first request, answered: the connection's handshake is over, so
+    // only the timeout on each request's head can close it now.
+    get_page(&mut tcp).await;
     tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET / HTTP/1.1\r\nHost: web\r\nX-Slow: ")
         .await
         .unwrap();
     assert!(closed_by_server(tcp).await, "an unfinished head is closed");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_head_past_the_http1_buffer_is_refused() {
+    let (server, web) = web_server(fast_config()).await;
+    let mut tcp = TcpStream::connect(web).await.unwrap();
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: web\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    // The server may stop reading before the head is all written.
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut tcp, head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = timeout(PATIENCE, tcp.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.60}");
     server.stop().await.unwrap();
 }
 
