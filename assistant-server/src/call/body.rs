@@ -126,6 +126,15 @@ impl CallBody {
         self.record.as_ref().and_then(Record::stalled)
     }
 
+    /// The client went away before it read the end of the response: the
+    /// status the call ended with never reached it.
+    pub(crate) fn went_away(&mut self) {
+        self.inner = None;
+        if let Some(record) = &mut self.record {
+            record.status = None;
+        }
+    }
+
     /// Ends the call now, for `why`, and returns its status. The handler's
     /// stream is dropped, which stops its work.
     pub(crate) fn end_early(&mut self, why: EndEarly) -> Status {

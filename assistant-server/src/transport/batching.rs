@@ -33,6 +33,9 @@
 //! frames for one vectored write instead. When h2 coalesces DATA frames
 //! itself, this layer has nothing left to do and should be removed.
 //!
+//! Every byte taken is also read by a [`FrameReader`], which tells the
+//! connection's [`StreamEnds`] when a stream's last frame has left HTTP/2.
+//!
 //! Flow control is untouched: h2 only hands over frames its windows
 //! allow, and a socket that takes nothing makes writes wait (`Pending`)
 //! once the buffer is full, as the socket itself would.
@@ -40,10 +43,13 @@
 use std::{
     io,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::ends::{FrameReader, StreamEnds};
 
 /// How many bytes are gathered before they are written (loopback's
 /// largest segment); a single write this large goes straight through.
@@ -64,18 +70,24 @@ pub(super) struct Batching<T> {
     fresh: bool,
     /// Flushes put off in a row.
     deferrals: u8,
+    /// The frames taken, followed for the ends of streams.
+    frames: FrameReader,
+    ends: Arc<StreamEnds>,
 }
 
 impl<T> Batching<T> {
     /// Wraps `io`. The buffer is allocated at the first write and freed
     /// whenever it has been sent, so an idle connection holds none.
-    pub(super) fn new(io: T) -> Self {
+    /// The ends of streams written are told to `ends`.
+    pub(super) fn new(io: T, ends: Arc<StreamEnds>) -> Self {
         Self {
             io,
             out: Vec::new(),
             written: 0,
             fresh: false,
             deferrals: 0,
+            frames: FrameReader::default(),
+            ends,
         }
     }
 
@@ -120,6 +132,13 @@ impl<T: AsyncWrite + Unpin> Batching<T> {
     }
 }
 
+impl<T> Drop for Batching<T> {
+    fn drop(&mut self) {
+        // Dropped with its connection: what HTTP/2 still queued is lost.
+        self.ends.close();
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for Batching<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -138,8 +157,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batching<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if !ready!(this.poll_room(cx, buf.len()))? {
-            return Pin::new(&mut this.io).poll_write(cx, buf);
+            let n = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+            this.frames.read(&buf[..n], &this.ends);
+            return Poll::Ready(Ok(n));
         }
+        this.frames.read(buf, &this.ends);
         this.out.extend_from_slice(buf);
         this.fresh = true;
         Poll::Ready(Ok(buf.len()))
@@ -153,9 +175,17 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batching<T> {
         let this = &mut *self;
         let len = bufs.iter().map(|buf| buf.len()).sum();
         if !ready!(this.poll_room(cx, len))? {
-            return Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+            let mut n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
+            let written = n;
+            for buf in bufs {
+                let taken = n.min(buf.len());
+                this.frames.read(&buf[..taken], &this.ends);
+                n -= taken;
+            }
+            return Poll::Ready(Ok(written));
         }
         for buf in bufs {
+            this.frames.read(buf, &this.ends);
             this.out.extend_from_slice(buf);
         }
         this.fresh = true;

@@ -24,6 +24,7 @@ use crate::{call::CallService, services::Router, wire::Chunk};
 use super::{
     Shared,
     batching::Batching,
+    ends::StreamEnds,
     handshake::{Handshake, Reads},
     registry::{Closed, Entry},
     stream,
@@ -81,7 +82,8 @@ where
 {
     let reads = Arc::clone(&entry.reads);
     // Batching sits right under HTTP/2, above TLS: see its module docs.
-    let io = Batching::new(io);
+    let ends = Arc::new(StreamEnds::default());
+    let io = Batching::new(io, Arc::clone(&ends));
     let handshake = shared.http2.handshake::<_, Chunk>(io);
     let mut connection = match handshake.await {
         Ok(connection) => connection,
@@ -102,7 +104,7 @@ where
             () = &mut keepalive => return Closed::KeepaliveTimeout,
             accepted = connection.accept() => match accepted {
                 Some(Ok((request, respond))) => {
-                    tokio::spawn(stream::serve(service.clone(), request, respond));
+                    tokio::spawn(stream::serve(service.clone(), request, respond, Arc::clone(&ends)));
                 }
                 Some(Err(err)) => return Closed::from_h2(&err, &reads),
                 None => return Closed::Done,

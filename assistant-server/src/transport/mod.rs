@@ -17,6 +17,7 @@
 
 mod batching;
 mod connection;
+mod ends;
 mod handshake;
 mod limits;
 mod listen;
@@ -44,20 +45,23 @@ use crate::{call::CallService, config::Config, ops::logging::RateLimited, servic
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// The most response bytes HTTP/2 may hold queued for one stream, beyond
-/// what is on its way. A call waits for room before producing more, so a
-/// client that does not read holds at most this much, and one frame more.
+/// what is on its way. A call waits for room before producing more, and
+/// holds its place under `--max-calls` until its last frame is written
+/// ([`ends`]), so a client that does not read holds at most this much in a
+/// call of its own, ended at its deadline or to make room like any other.
 ///
-/// 64 KiB: with 16 KiB, the call's task and the connection's task took
-/// turns at every 16 KiB of a story, at 1.5 times the CPU per call. Room
-/// for a whole story (256 KiB) was faster still, but a call ends when its
-/// last bytes are queued here, so a client that never read would hold a
-/// whole story's stream with no call counted against `--max-calls`; at 64
-/// KiB most of a story still waits in its call. Queued story bytes are
-/// references to the story, 64 bytes a message, not copies
-/// (docs/BENCHMARKS.md). Other responses are tonic's encoded copies: a
-/// chat's, whose size its client's own messages bound, and health's and
-/// reflection's.
-const MAX_SEND_BUFFER: usize = 64 * 1024;
+/// 256 KiB, room for a whole story: the call's task hands it over in one
+/// turn. With 16 KiB the call's task and the connection's task took turns
+/// at every 16 KiB of a story, at 1.5 times the CPU per call; with 64 KiB,
+/// three turns (docs/BENCHMARKS.md). Queued story bytes are references to
+/// the story, 64 bytes a message, not copies. Other responses are tonic's
+/// encoded copies: a chat's, whose size its client's own messages bound,
+/// and health's and reflection's.
+const MAX_SEND_BUFFER: usize = 256 * 1024;
+
+/// The same for the web listener, whose calls hyper ends when their last
+/// frame is queued: there, most of a story waits in its call.
+const MAX_SEND_BUFFER_WEB: usize = 64 * 1024;
 
 /// The same with `--compress-responses`, when the story too is tonic's
 /// encoded copy: a stream that is not read holds at most this much of it.
@@ -72,7 +76,8 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// The largest header block the server accepts.
 const MAX_HEADER_LIST: u32 = 16 * 1024;
 
-/// The HTTP/2 limits of the gRPC port, for the web listener's HTTP/2.
+/// The HTTP/2 limits of the gRPC port, for the web listener's HTTP/2
+/// (with its own send queue).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Http2Limits {
     pub(crate) stream_window: u32,
@@ -85,7 +90,7 @@ pub(crate) struct Http2Limits {
 pub(crate) const LIMITS: Http2Limits = Http2Limits {
     stream_window: STREAM_WINDOW,
     connection_window: CONNECTION_WINDOW,
-    send_buffer: MAX_SEND_BUFFER,
+    send_buffer: MAX_SEND_BUFFER_WEB,
     max_header_list: MAX_HEADER_LIST,
 };
 

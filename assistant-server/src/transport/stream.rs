@@ -13,11 +13,23 @@
 //! after the rest of a message already begun if the client takes it; or
 //! with RST_STREAM CANCEL if it does not.
 //!
+//! The call ends when its last frame is written, not when it is queued
+//! ([`super::ends`]): until then it keeps its place under `--max-calls`,
+//! and a client that does not read the end of its response stalls it like
+//! any other.
+//!
 //! A frame that waits for its client longer than a moment is a stall, and
 //! the server says so, once when it begins and once when the client reads
 //! again: backpressure a learner can see in the log.
 
-use std::{convert::Infallible, future::poll_fn, pin::Pin, task::Poll, time::Duration};
+use std::{
+    convert::Infallible,
+    future::{Future, poll_fn},
+    pin::Pin,
+    sync::Arc,
+    task::Poll,
+    time::Duration,
+};
 
 use bytes::{Buf, Bytes};
 use h2::{Reason, RecvStream, SendStream, server::SendResponse};
@@ -27,17 +39,20 @@ use tonic::Status;
 use tower_service::Service;
 use tracing::info;
 
+use super::ends::{Ended, LastFrame, StreamEnds};
 use crate::{
     call::{CallBody, CallService, EndEarly},
     services::Router,
     wire::Chunk,
 };
 
-/// Serves one call on its stream.
+/// Serves one call on its stream; `ends` says when its last frame is
+/// written.
 pub(super) async fn serve(
     mut service: CallService<Router>,
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Chunk>,
+    ends: Arc<StreamEnds>,
 ) {
     let request = request.map(|recv| IncomingBody {
         recv,
@@ -59,7 +74,7 @@ pub(super) async fn serve(
         return;
     };
     if !end_of_stream {
-        pump(body, send).await;
+        pump(body, send, &ends).await;
     }
 }
 
@@ -79,7 +94,7 @@ enum Waited {
 
 /// Sends `body` on `send`, as flow control allows; see the [module
 /// docs](self).
-async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
+async fn pump(mut body: CallBody, mut send: SendStream<Chunk>, ends: &Arc<StreamEnds>) {
     // Bytes sent on the stream: what the client's window has let through.
     let mut sent = 0u64;
     loop {
@@ -107,7 +122,10 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
         };
         let data = match frame {
             None => {
-                let _ = send.send_data(Chunk::Encoded(Bytes::new()), true);
+                let last = ends.expect(send.stream_id().as_u32());
+                if send.send_data(Chunk::Encoded(Bytes::new()), true).is_ok() {
+                    finish(&mut body, &mut send, last, sent).await;
+                }
                 return;
             }
             Some(Err(_)) => {
@@ -118,7 +136,10 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
                 Ok(data) => data,
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        let _ = send.send_trailers(trailers);
+                        let last = ends.expect(send.stream_id().as_u32());
+                        if send.send_trailers(trailers).is_ok() {
+                            finish(&mut body, &mut send, last, sent).await;
+                        }
                     }
                     return;
                 }
@@ -152,6 +173,35 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>) {
             if send.send_data(piece, false).is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// Holds a call whose last frame is queued until HTTP/2 has written it
+/// and all before it, so that until then the call keeps its place under
+/// `--max-calls`, its deadline and shutdown, and may be ended to make
+/// room if it stalls: its status is queued, but its client has not read
+/// it. Ended so, the stream is reset, which drops what is queued. If the
+/// client resets the stream or its connection closes first, it went away.
+async fn finish(body: &mut CallBody, send: &mut SendStream<Chunk>, last: LastFrame, sent: u64) {
+    let mut last = std::pin::pin!(last);
+    let written = poll_fn(|cx| {
+        match last.as_mut().poll(cx) {
+            Poll::Ready(Ended::Written) => return Poll::Ready(Waited::Sent(0)),
+            Poll::Ready(Ended::Dropped) => return Poll::Ready(Waited::Gone),
+            Poll::Pending => {}
+        }
+        match send.poll_reset(cx) {
+            Poll::Ready(_) => Poll::Ready(Waited::Gone),
+            Poll::Pending => Poll::Pending,
+        }
+    });
+    match wait_on_client(body, written, Stall::Queued, sent).await {
+        Waited::Sent(_) => {}
+        Waited::Gone => body.went_away(),
+        Waited::Ended(why) => {
+            body.end_early(why);
+            send.send_reset(Reason::CANCEL);
         }
     }
 }
@@ -218,6 +268,37 @@ async fn wait_for_capacity(
     if room > 0 {
         return Waited::Sent(room);
     }
+    let capacity = poll_fn(|cx| {
+        loop {
+            match send.poll_capacity(cx) {
+                Poll::Ready(Some(Ok(0))) => continue,
+                Poll::Ready(Some(Ok(room))) => return Poll::Ready(Waited::Sent(room)),
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Waited::Gone),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    });
+    wait_on_client(body, capacity, Stall::Window, sent).await
+}
+
+/// What a stream waits for its client to do.
+#[derive(Debug, Clone, Copy)]
+enum Stall {
+    /// Open its window: the next frame waits.
+    Window,
+    /// Read what is queued: the last frame waits.
+    Queued,
+}
+
+/// Waits for `client`, which is the client reading on, or until the call
+/// must end first; says so in the log if the wait is long. `sent` is for
+/// the log.
+async fn wait_on_client(
+    body: &mut CallBody,
+    client: impl Future<Output = Waited>,
+    stall: Stall,
+    sent: u64,
+) -> Waited {
     let (deadline, ending) = body.must_end_by();
     let ending = ending.cloned();
     let deadline_passed = async {
@@ -232,22 +313,12 @@ async fn wait_for_capacity(
             None => std::future::pending().await,
         }
     };
-    let capacity = poll_fn(|cx| {
-        loop {
-            match send.poll_capacity(cx) {
-                Poll::Ready(Some(Ok(0))) => continue,
-                Poll::Ready(Some(Ok(room))) => return Poll::Ready(Waited::Sent(room)),
-                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Waited::Gone),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    });
     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
         return Waited::Ended(EndEarly::Deadline);
     }
     let mut deadline_passed = std::pin::pin!(deadline_passed);
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut capacity = std::pin::pin!(capacity);
+    let mut client = std::pin::pin!(client);
     let waiting_since = Instant::now();
     let notice = tokio::time::sleep(STALL_NOTICE);
     let mut noticed = false;
@@ -255,11 +326,16 @@ async fn wait_for_capacity(
         biased;
         () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
         () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
-        waited = &mut capacity => waited,
+        waited = &mut client => waited,
         () = notice => {
             noticed = true;
-            body.in_span(|client| {
-                info!("Waiting for {client} to read: the window is full after {sent} bytes");
+            body.in_span(|client| match stall {
+                Stall::Window => {
+                    info!("Waiting for {client} to read: the window is full after {sent} bytes");
+                }
+                Stall::Queued => {
+                    info!("Waiting for {client} to read: the last of {sent} bytes are queued");
+                }
             });
             // A stalled call is one a full server may end to make room.
             let stalled = body.stalled();
@@ -273,7 +349,7 @@ async fn wait_for_capacity(
                 biased;
                 () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
                 () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
-                waited = &mut capacity => waited,
+                waited = &mut client => waited,
                 () = made_room => Waited::Ended(EndEarly::MadeRoom),
             }
         }

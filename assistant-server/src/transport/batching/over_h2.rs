@@ -74,7 +74,7 @@ enum Part {
 /// yields.
 fn serve(io: Counting, batched: bool, bodies: mpsc::Receiver<mpsc::Receiver<Part>>) {
     if batched {
-        tokio::spawn(serve_on(Batching::new(io), bodies));
+        tokio::spawn(serve_on(Batching::new(io, Default::default()), bodies));
     } else {
         tokio::spawn(serve_on(io, bodies));
     }
@@ -119,7 +119,7 @@ async fn client(io: DuplexStream) -> h2::client::SendRequest<Bytes> {
     let (client, connection) = h2::client::Builder::new()
         .initial_window_size(1 << 24)
         .initial_connection_window_size(1 << 24)
-        .handshake(io)
+        .handshake::<_, Bytes>(io)
         .await
         .unwrap();
     tokio::spawn(connection);
@@ -269,4 +269,159 @@ async fn every_frame_of_a_trickle_arrives_without_waiting_for_the_next() {
         .unwrap();
     assert_eq!(trailers["grpc-status"], "0");
     assert_eq!(data.len(), 20 * 100);
+}
+
+/// The client's end of a connection whose reading can be stopped: while
+/// shut, nothing the server writes is taken, as with a client that does
+/// not read.
+struct Gated {
+    io: DuplexStream,
+    gate: Arc<Gate>,
+}
+
+#[derive(Default)]
+struct Gate {
+    shut: std::sync::atomic::AtomicBool,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl Gate {
+    fn set_shut(&self, shut: bool) {
+        self.shut.store(shut, Ordering::SeqCst);
+        if !shut && let Some(waker) = self.waker.lock().unwrap().take() {
+            waker.wake();
+        }
+    }
+}
+
+impl AsyncRead for Gated {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.gate.shut.load(Ordering::SeqCst) {
+            *self.gate.waker.lock().unwrap() = Some(cx.waker().clone());
+            if self.gate.shut.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Gated {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A server that answers one request with 512 KiB and trailers, all queued
+/// at once, and hands over the watch on the response's last frame; and a
+/// client that has sent that request with its reading shut.
+async fn response_queued_for_a_client_not_reading() -> (
+    crate::transport::ends::LastFrame,
+    h2::client::ResponseFuture,
+    Arc<Gate>,
+    tokio::task::JoinHandle<()>,
+) {
+    use crate::transport::ends::StreamEnds;
+
+    let (server_io, client_io) = tokio::io::duplex(16 * 1024);
+    let ends = Arc::new(StreamEnds::default());
+    let (last_tx, last_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn({
+        let ends = Arc::clone(&ends);
+        async move {
+            let io = Batching::new(server_io, Arc::clone(&ends));
+            let mut connection = h2::server::Builder::new()
+                .max_send_buffer_size(1 << 20)
+                .handshake(io)
+                .await
+                .unwrap();
+            let (_request, mut respond) = connection.accept().await.unwrap().unwrap();
+            let mut send = respond
+                .send_response(http::Response::new(()), false)
+                .unwrap();
+            send.send_data(Bytes::from(vec![b'x'; 512 * 1024]), false)
+                .unwrap();
+            let last = ends.expect(send.stream_id().as_u32());
+            send.send_trailers(trailers()).unwrap();
+            last_tx.send((last, send)).ok().unwrap();
+            while let Some(Ok(_)) = connection.accept().await {}
+        }
+    });
+    let gate = Arc::new(Gate::default());
+    let io = Gated {
+        io: client_io,
+        gate: Arc::clone(&gate),
+    };
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(1 << 24)
+        .initial_connection_window_size(1 << 24)
+        .handshake::<_, Bytes>(io)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.unwrap();
+    gate.set_shut(true);
+    let request = http::Request::post("http://localhost/").body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let (last, _send) = last_rx.await.unwrap();
+    (last, response, gate, driver)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_last_frame_counts_as_written_once_the_client_reads_up_to_it() {
+    let (mut last, response, gate, _driver) = response_queued_for_a_client_not_reading().await;
+    // The clock moves only once every task waits: nothing more can happen.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), &mut last)
+            .await
+            .is_err(),
+        "the trailers are queued behind 512 KiB the client has not read"
+    );
+    gate.set_shut(false);
+    let mut body = response.await.unwrap().into_body();
+    let mut read = 0;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        read += chunk.len();
+    }
+    assert_eq!(read, 512 * 1024);
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, last).await,
+        Ok(crate::transport::ends::Ended::Written)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_last_frame_still_queued_when_the_connection_closes_is_dropped() {
+    let (mut last, _response, _gate, driver) = response_queued_for_a_client_not_reading().await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), &mut last)
+            .await
+            .is_err()
+    );
+    // The client's connection goes, and with it its socket.
+    driver.abort();
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, last).await,
+        Ok(crate::transport::ends::Ended::Dropped)
+    );
 }

@@ -70,7 +70,7 @@ impl Harness {
     fn new() -> Self {
         let wakes = Arc::new(Wakes::default());
         Self {
-            io: Batching::new(Socket::default()),
+            io: Batching::new(Socket::default(), Default::default()),
             waker: Waker::from(wakes.clone()),
             wakes,
         }
