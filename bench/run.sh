@@ -261,11 +261,13 @@ kill "$s_pid"; wait "$s_pid" 2>/dev/null || true
 
 # Paced calls: the default pacing (3 s think, 0.05 s per chunk), so a story
 # takes about 10 s; the figures are for the server alone. 20,000 calls need
-# --max-calls above them.
+# --max-calls above them, and --request-timeout above the default 5 s: a
+# load generator on the same two cores opening 10,000 calls at once can
+# take longer than that to send all their requests.
 paced() { # LABEL CALLS DRIVER
   local label=$1 calls=$2 driver=$3 p s_pid c0 c1 t0 t1
   p=$(free_port)
-  RUST_LOG=warn "$server" --addr "127.0.0.1:$p" --max-calls 30000 2>"$work/paced.log" & s_pid=$!; pids+=("$s_pid")
+  RUST_LOG=warn "$server" --addr "127.0.0.1:$p" --max-calls 30000 --request-timeout 60 2>"$work/paced.log" & s_pid=$!; pids+=("$s_pid")
   wait_port "$p"
   say "$calls concurrent paced calls, driven by $driver"
   c0=$(cpu_ticks "$s_pid"); t0=$(date +%s.%N)

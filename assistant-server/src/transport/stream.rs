@@ -334,7 +334,7 @@ async fn wait_on_client(
                     info!("Waiting for {client} to read: the window is full after {sent} bytes");
                 }
                 Stall::Queued => {
-                    info!("Waiting for {client} to read: the last of {sent} bytes are queued");
+                    info!("Waiting for {client} to read: {sent} bytes sent, the last still queued");
                 }
             });
             // A stalled call is one a full server may end to make room.
