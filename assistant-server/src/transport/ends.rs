@@ -25,10 +25,7 @@ use std::{
     collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll, Waker},
 };
 
@@ -43,8 +40,6 @@ const END_STREAM: u8 = 0x1;
 #[derive(Debug, Default)]
 pub(super) struct StreamEnds {
     inner: Mutex<Inner>,
-    /// How many are waiting: the writer takes no lock when none are.
-    count: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -73,10 +68,7 @@ impl StreamEnds {
     /// Watches for the last frame of stream `id`, before that frame is
     /// given to HTTP/2 (so it cannot pass unseen).
     pub(super) fn expect(self: &Arc<Self>, id: u32) -> LastFrame {
-        let mut inner = self.lock();
-        if inner.waiting.insert(id, Waiting::Queued(None)).is_none() {
-            self.count.fetch_add(1, Ordering::Relaxed);
-        }
+        self.lock().waiting.insert(id, Waiting::Queued(None));
         LastFrame {
             ends: Arc::clone(self),
             id,
@@ -85,9 +77,6 @@ impl StreamEnds {
 
     /// The last frame of stream `id` was written.
     fn ended(&self, id: u32) {
-        if self.count.load(Ordering::Relaxed) == 0 {
-            return;
-        }
         let mut inner = self.lock();
         if let Some(entry) = inner.waiting.get_mut(&id)
             && let Waiting::Queued(waker) = std::mem::replace(entry, Waiting::Written)
@@ -148,9 +137,7 @@ impl Future for LastFrame {
 
 impl Drop for LastFrame {
     fn drop(&mut self) {
-        if self.ends.lock().waiting.remove(&self.id).is_some() {
-            self.ends.count.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.ends.lock().waiting.remove(&self.id);
     }
 }
 
@@ -200,7 +187,7 @@ impl FrameReader {
 
 #[cfg(test)]
 mod tests {
-    use std::task::Wake;
+    use std::{sync::atomic::Ordering, task::Wake};
 
     use super::*;
 
@@ -267,9 +254,8 @@ mod tests {
     fn a_dropped_watch_leaves_nothing_behind() {
         let ends = Arc::new(StreamEnds::default());
         let last = ends.expect(1);
-        assert_eq!(ends.count.load(Ordering::Relaxed), 1);
+        assert_eq!(ends.lock().waiting.len(), 1);
         drop(last);
-        assert_eq!(ends.count.load(Ordering::Relaxed), 0);
         assert!(ends.lock().waiting.is_empty());
         // An end nobody waits for is ignored.
         FrameReader::default().read(&frame(HEADERS, END_STREAM, 1, 0), &ends);

@@ -39,7 +39,7 @@ use tonic::Status;
 use tower_service::Service;
 use tracing::info;
 
-use super::ends::{Ended, LastFrame, StreamEnds};
+use super::ends::{Ended, StreamEnds};
 use crate::{
     call::{CallBody, CallService, EndEarly},
     services::Router,
@@ -122,10 +122,10 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>, ends: &Arc<Stream
         };
         let data = match frame {
             None => {
-                let last = ends.expect(send.stream_id().as_u32());
-                if send.send_data(Chunk::Encoded(Bytes::new()), true).is_ok() {
-                    finish(&mut body, &mut send, last, sent).await;
-                }
+                let end = |send: &mut SendStream<Chunk>| {
+                    send.send_data(Chunk::Encoded(Bytes::new()), true)
+                };
+                finish(&mut body, &mut send, ends, end, sent).await;
                 return;
             }
             Some(Err(_)) => {
@@ -136,10 +136,8 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>, ends: &Arc<Stream
                 Ok(data) => data,
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        let last = ends.expect(send.stream_id().as_u32());
-                        if send.send_trailers(trailers).is_ok() {
-                            finish(&mut body, &mut send, last, sent).await;
-                        }
+                        let end = |send: &mut SendStream<Chunk>| send.send_trailers(trailers);
+                        finish(&mut body, &mut send, ends, end, sent).await;
                     }
                     return;
                 }
@@ -177,13 +175,26 @@ async fn pump(mut body: CallBody, mut send: SendStream<Chunk>, ends: &Arc<Stream
     }
 }
 
-/// Holds a call whose last frame is queued until HTTP/2 has written it
-/// and all before it, so that until then the call keeps its place under
+/// Sends the call's last frame, then holds the call until HTTP/2 has
+/// written it and all before it, so that until then the call keeps its place under
 /// `--max-calls`, its deadline and shutdown, and may be ended to make
 /// room if it stalls: its status is queued, but its client has not read
 /// it. Ended so, the stream is reset, which drops what is queued. If the
 /// client resets the stream or its connection closes first, it went away.
-async fn finish(body: &mut CallBody, send: &mut SendStream<Chunk>, last: LastFrame, sent: u64) {
+///
+/// `end` sends the last frame; `ends` is told to watch for it first, so
+/// that it cannot pass unseen.
+async fn finish(
+    body: &mut CallBody,
+    send: &mut SendStream<Chunk>,
+    ends: &Arc<StreamEnds>,
+    end: impl FnOnce(&mut SendStream<Chunk>) -> Result<(), h2::Error>,
+    sent: u64,
+) {
+    let last = ends.expect(send.stream_id().as_u32());
+    if end(send).is_err() {
+        return;
+    }
     let mut last = std::pin::pin!(last);
     let written = poll_fn(|cx| {
         match last.as_mut().poll(cx) {
