@@ -73,18 +73,6 @@ impl Story {
     pub(crate) fn shared_version(&self) -> Arc<str> {
         Arc::clone(&self.version)
     }
-
-    /// The text in pieces of at most `size` bytes, each a zero-copy slice.
-    ///
-    /// # Panics
-    /// If `size` is zero.
-    pub(crate) fn chunks(&self, size: usize) -> impl Iterator<Item = Bytes> + Send + 'static {
-        assert!(size > 0, "chunk size must be positive");
-        let text = self.text.clone();
-        (0..text.len())
-            .step_by(size)
-            .map(move |start| text.slice(start..text.len().min(start + size)))
-    }
 }
 
 /// `sha256:` and the first 128 bits of the text's SHA-256, in hex: enough
@@ -113,16 +101,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alice_splits_into_142_chunks_the_last_of_12_bytes() {
-        let story = Story::alice();
-        assert_eq!(story.text().len(), 144_396);
-        let chunks: Vec<Bytes> = story.chunks(1024).collect();
-        assert_eq!(chunks.len(), 142);
-        assert_eq!(chunks.last().map(Bytes::len), Some(12));
-        assert_eq!(chunks.concat(), story.text().as_ref());
-    }
-
-    #[test]
     fn the_version_follows_the_text_not_the_name() {
         let a = Story::new("a.txt", "Once upon a time.");
         assert_eq!(
@@ -138,18 +116,6 @@ mod tests {
             Story::new("empty.txt", "").version(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb924"
         );
-    }
-
-    #[test]
-    fn chunks_share_the_story_memory() {
-        let story = Story::alice();
-        let first = story.chunks(1024).next().unwrap();
-        assert_eq!(first.as_ptr(), story.text().as_ptr());
-    }
-
-    #[test]
-    fn an_empty_story_has_no_chunks() {
-        assert_eq!(Story::new("empty.txt", Bytes::new()).chunks(3).count(), 0);
     }
 
     #[test]

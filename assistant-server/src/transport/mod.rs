@@ -19,6 +19,7 @@ mod batching;
 mod connection;
 mod ends;
 mod handshake;
+mod incoming;
 mod limits;
 mod listen;
 mod registry;

@@ -20,7 +20,7 @@ use tonic::{
     codec::{Codec, CompressionEncoding, Streaming},
 };
 
-use super::{Assistant, telling::Piece};
+use super::{Assistant, telling::Pieces};
 use crate::{
     call::{CallContext, MAX_REQUEST_BYTES},
     wire::{Chunk, ResponseBody, StoryMessage, StoryMessages},
@@ -71,7 +71,7 @@ async fn answer(
         .ok_or_else(|| Status::internal("Missing request message."))?;
     let telling = assistant.begin(call, message).await?;
     Ok(StoryBody {
-        pieces: Box::pin(telling.into_pieces()),
+        pieces: telling.into_pieces(),
         ending: None,
         done: false,
     })
@@ -99,7 +99,7 @@ const FRAME: usize = 16 * 1024;
 
 /// The story's messages, then trailers with the call's status.
 struct StoryBody {
-    pieces: Pin<Box<dyn Stream<Item = Result<Piece, Status>> + Send>>,
+    pieces: Pieces,
     /// The status that ends the call, once the messages before it are out.
     ending: Option<Status>,
     done: bool,
@@ -135,7 +135,7 @@ impl Body for StoryBody {
         // before it takes the next frame).
         let mut messages = StoryMessages::default();
         while messages.remaining() < FRAME {
-            match this.pieces.as_mut().poll_next(cx) {
+            match Pin::new(&mut this.pieces).poll_next(cx) {
                 Poll::Ready(Some(Ok(piece))) => {
                     let version = piece.version.as_deref().unwrap_or_default();
                     messages.push(StoryMessage::new(piece.text, piece.offset, version));

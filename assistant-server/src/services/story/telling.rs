@@ -2,16 +2,23 @@
 //! story in chunks, and an ending, each with its offset, paced and logged
 //! as the tutorial's server paces and logs them.
 
-use std::sync::Arc;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
 use assistant_proto::{assistant::TellStoryResponse, sequence, text::Escaped};
 use bytes::Bytes;
+use tokio::time::{Instant, Sleep};
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 use tracing::info;
 
 use super::Pacing;
-use crate::{call::CallContext, config::Finish, library::Story, services::pause};
+use crate::{call::CallContext, config::Finish, library::Story};
 
 /// How many bytes of each chunk the `Read ...` log line shows.
 const PREVIEW_BYTES: usize = 10;
@@ -52,57 +59,16 @@ impl Telling {
     ///
     /// A resumed call starts mid-piece where it must, and skips the
     /// greeting and the think-time once past them.
-    pub(super) fn into_pieces(self) -> impl Stream<Item = Result<Piece, Status>> + Send + 'static {
-        let Self {
-            story,
-            pacing,
-            call,
-            greeting,
-            resume_from,
-            user_name,
-            institution,
-        } = self;
-        let story_start = greeting.len() as u64;
-        let ending_start = story_start + story.text().len() as u64;
+    pub(super) fn into_pieces(self) -> Pieces {
         // The first piece, whichever it is, says which text this is.
-        let mut version = Some(story.shared_version());
-        let mut piece = move |text: Bytes, offset: u64| {
-            call.sent(text.len());
-            Piece {
-                text,
-                offset,
-                version: version.take(),
-            }
-        };
-        async_stream::stream! {
-            if let Some(rest) = from(&greeting, 0, resume_from) {
-                yield Ok(piece(rest, resume_from));
-                pause(pacing.think_time).await;
-            }
-
-            info!("Start streaming {}", story.name());
-            let mut start = story_start;
-            for chunk in story.chunks(pacing.chunk_size) {
-                let chunk_start = start;
-                start += chunk.len() as u64;
-                let Some(text) = from(&chunk, chunk_start, resume_from) else { continue };
-                info!(
-                    "Read {} bytes: {} ...",
-                    text.len(),
-                    Escaped(&text[..text.len().min(PREVIEW_BYTES)])
-                );
-                yield Ok(piece(text, chunk_start.max(resume_from)));
-                pause(pacing.chunk_delay).await;
-            }
-            info!("[EOF]");
-            if let Some(rest) = from(&Bytes::from_static(sequence::ENDING.as_bytes()), ending_start, resume_from) {
-                yield Ok(piece(rest, ending_start.max(resume_from)));
-            }
-
-            info!("Finishes streaming {} for {user_name} from {institution}.", story.name());
-            if pacing.finish == Finish::Cancel {
-                yield Err(Status::cancelled(STORY_FINISHED));
-            }
+        let version = Some(self.story.shared_version());
+        Pieces {
+            telling: self,
+            version,
+            next: Next::Greeting,
+            owed: None,
+            timer: None,
+            pausing: false,
         }
     }
 
@@ -120,6 +86,142 @@ impl Telling {
     }
 }
 
+/// One call's pieces, as a stream; see [`Telling::into_pieces`].
+///
+/// Written by hand rather than as a generator: a paced call holds this for
+/// the whole story, and it is made of little but the call's own fields and
+/// where it is; and each piece is a few steps, not a generator's turn.
+#[derive(Debug)]
+pub(super) struct Pieces {
+    telling: Telling,
+    /// Taken by the first piece.
+    version: Option<Arc<str>>,
+    /// What comes after the pause, if any.
+    next: Next,
+    /// The pause the next piece waits for, not yet begun: it begins when
+    /// the piece is asked for, as the tutorial's server sleeps before it
+    /// reads on.
+    owed: Option<Duration>,
+    /// The pause's timer, made at the first and kept for the next.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Whether a pause is under way.
+    pausing: bool,
+}
+
+/// Where a telling is in its sequence.
+#[derive(Debug, Clone, Copy)]
+enum Next {
+    Greeting,
+    StoryStart,
+    /// The chunk that starts at this offset in the sequence.
+    Chunk(u64),
+    Ending,
+    Finish,
+    Done,
+}
+
+impl Pieces {
+    /// The next piece, or the status that ends the call, or `None` at the
+    /// end; logs as the tutorial's server does on the way.
+    fn step(&mut self) -> Option<Result<Piece, Status>> {
+        let telling = &self.telling;
+        let resume_from = telling.resume_from;
+        let story_start = telling.greeting.len() as u64;
+        let ending_start = story_start + telling.story.text().len() as u64;
+        loop {
+            match self.next {
+                Next::Greeting => {
+                    self.next = Next::StoryStart;
+                    if let Some(rest) = from(&telling.greeting, 0, resume_from) {
+                        self.owed = Some(telling.pacing.think_time);
+                        return Some(Ok(self.piece(rest, resume_from)));
+                    }
+                }
+                Next::StoryStart => {
+                    info!("Start streaming {}", telling.story.name());
+                    self.next = Next::Chunk(story_start);
+                }
+                Next::Chunk(start) if start >= ending_start => {
+                    info!("[EOF]");
+                    self.next = Next::Ending;
+                }
+                Next::Chunk(start) => {
+                    let end = (start + telling.pacing.chunk_size as u64).min(ending_start);
+                    self.next = Next::Chunk(end);
+                    if end <= resume_from {
+                        continue;
+                    }
+                    let from = start.max(resume_from);
+                    let text = telling
+                        .story
+                        .text()
+                        .slice((from - story_start) as usize..(end - story_start) as usize);
+                    info!(
+                        "Read {} bytes: {} ...",
+                        text.len(),
+                        Escaped(&text[..text.len().min(PREVIEW_BYTES)])
+                    );
+                    self.owed = Some(telling.pacing.chunk_delay);
+                    return Some(Ok(self.piece(text, from)));
+                }
+                Next::Ending => {
+                    self.next = Next::Finish;
+                    let ending = Bytes::from_static(sequence::ENDING.as_bytes());
+                    if let Some(rest) = from(&ending, ending_start, resume_from) {
+                        return Some(Ok(self.piece(rest, ending_start.max(resume_from))));
+                    }
+                }
+                Next::Finish => {
+                    self.next = Next::Done;
+                    info!(
+                        "Finishes streaming {} for {} from {}.",
+                        telling.story.name(),
+                        telling.user_name,
+                        telling.institution
+                    );
+                    if telling.pacing.finish == Finish::Cancel {
+                        return Some(Err(Status::cancelled(STORY_FINISHED)));
+                    }
+                }
+                Next::Done => return None,
+            }
+        }
+    }
+
+    /// `text`, which starts at `offset` in the sequence, as a piece.
+    fn piece(&mut self, text: Bytes, offset: u64) -> Piece {
+        self.telling.call.sent(text.len());
+        Piece {
+            text,
+            offset,
+            version: self.version.take(),
+        }
+    }
+}
+
+impl Stream for Pieces {
+    type Item = Result<Piece, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(delay) = this.owed.take().filter(|delay| !delay.is_zero()) {
+            let deadline = Instant::now() + delay;
+            match &mut this.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            this.pausing = true;
+        }
+        if this.pausing {
+            if let Some(timer) = &mut this.timer {
+                ready!(timer.as_mut().poll(cx));
+            }
+            this.pausing = false;
+        }
+        Poll::Ready(this.step())
+    }
+}
+
 /// The part of `piece` (which starts at `start` in the sequence) at or
 /// after `resume_from`, as a zero-copy slice; `None` if all of it is
 /// before.
@@ -130,4 +232,123 @@ fn from(piece: &Bytes, start: u64, resume_from: u64) -> Option<Bytes> {
     }
     let skip = resume_from.saturating_sub(start) as usize;
     Some(piece.slice(skip..))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use assistant_proto::sequence;
+    use bytes::Bytes;
+    use tokio::time::Instant;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    fn telling(story: Story, chunk_size: usize, resume_from: u64, finish: Finish) -> Telling {
+        Telling {
+            story,
+            pacing: Pacing {
+                think_time: Duration::from_secs(3),
+                chunk_size,
+                chunk_delay: Duration::from_millis(50),
+                finish,
+            },
+            call: CallContext::default(),
+            greeting: Bytes::from(sequence::greeting("Peter S", "SUSTech")),
+            resume_from,
+            user_name: "Peter S".into(),
+            institution: "SUSTech".into(),
+        }
+    }
+
+    /// Every piece, and the status the stream ends with, with the paused
+    /// clock's time before each piece.
+    async fn all(telling: Telling) -> (Vec<(Duration, Piece)>, Option<Status>) {
+        let start = Instant::now();
+        let mut pieces = telling.into_pieces();
+        let mut got = Vec::new();
+        while let Some(piece) = pieces.next().await {
+            match piece {
+                Ok(piece) => got.push((start.elapsed(), piece)),
+                Err(status) => {
+                    assert!(pieces.next().await.is_none(), "a piece after the status");
+                    return (got, Some(status));
+                }
+            }
+        }
+        (got, None)
+    }
+
+    /// The whole sequence, as one buffer.
+    fn sequence_of(story: &Story) -> Vec<u8> {
+        let greeting = sequence::greeting("Peter S", "SUSTech");
+        [
+            greeting.as_bytes(),
+            story.text(),
+            sequence::ENDING.as_bytes(),
+        ]
+        .concat()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn alice_is_a_greeting_142_chunks_the_last_of_12_bytes_and_an_ending() {
+        let story = Story::alice();
+        let (pieces, status) = all(telling(story.clone(), 1024, 0, Finish::Cancel)).await;
+        assert_eq!(pieces.len(), 1 + 142 + 1);
+        assert_eq!(pieces[142].1.text.len(), 12);
+        let mut offset = 0;
+        let mut joined = Vec::new();
+        for (i, (_, piece)) in pieces.iter().enumerate() {
+            assert_eq!(piece.offset, offset, "piece {i}");
+            assert_eq!(piece.version.is_some(), i == 0, "piece {i}");
+            offset += piece.text.len() as u64;
+            joined.extend_from_slice(&piece.text);
+        }
+        assert_eq!(joined, sequence_of(&story));
+        assert_eq!(pieces[0].1.version.as_deref(), Some(story.version()));
+        // The chunks are the story's own memory, not copies.
+        assert_eq!(pieces[1].1.text.as_ptr(), story.text().as_ptr());
+        let status = status.expect("--finish cancel ends with a status");
+        assert_eq!(status.code(), tonic::Code::Cancelled);
+        assert_eq!(status.message(), STORY_FINISHED);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_think_time_follows_the_greeting_and_a_pause_each_chunk() {
+        let story = Story::new("abc.txt", "abcdefg");
+        let (pieces, status) = all(telling(story, 3, 0, Finish::Ok)).await;
+        let at: Vec<Duration> = pieces.iter().map(|(at, _)| *at).collect();
+        let ms = Duration::from_millis;
+        // The greeting at once, the think-time, then chunks 50 ms apart;
+        // the ending after the last chunk's pause.
+        assert_eq!(at, [ms(0), ms(3000), ms(3050), ms(3100), ms(3150)]);
+        assert!(status.is_none(), "--finish ok ends with the stream");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resumed_telling_starts_mid_chunk_with_the_version_and_no_think_time() {
+        let story = Story::alice();
+        let whole = sequence_of(&story);
+        let greeting = sequence::greeting("Peter S", "SUSTech").len() as u64;
+        for resume_from in [1, greeting, greeting + 1500, whole.len() as u64 - 3] {
+            let (pieces, _) = all(telling(story.clone(), 1024, resume_from, Finish::Ok)).await;
+            let joined: Vec<u8> = pieces.iter().flat_map(|(_, p)| p.text.to_vec()).collect();
+            assert_eq!(joined, whole[resume_from as usize..], "from {resume_from}");
+            assert_eq!(pieces[0].1.offset, resume_from);
+            assert!(pieces[0].1.version.is_some(), "from {resume_from}");
+            if resume_from >= greeting {
+                assert!(pieces[0].0 < Duration::from_secs(1), "from {resume_from}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_story_is_the_greeting_and_the_ending() {
+        let story = Story::new("empty.txt", Bytes::new());
+        let (pieces, _) = all(telling(story, 1024, 0, Finish::Ok)).await;
+        let texts: Vec<&[u8]> = pieces.iter().map(|(_, p)| p.text.as_ref()).collect();
+        let greeting = sequence::greeting("Peter S", "SUSTech");
+        assert_eq!(texts, [greeting.as_bytes(), sequence::ENDING.as_bytes()]);
+    }
 }

@@ -1,0 +1,144 @@
+//! A stream waiting for its client: for room in its window, or for its
+//! last frame to be written; or for the call to have to end first. A long
+//! wait is a stall, and the log says so.
+
+use std::{
+    future::{Future, poll_fn},
+    task::Poll,
+    time::Duration,
+};
+
+use h2::SendStream;
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::{
+    call::{CallBody, EndEarly},
+    wire::Chunk,
+};
+
+/// How long a stream must wait for its client before the wait is a stall
+/// worth a log line: shorter waits are HTTP/2 going about its business.
+const STALL_NOTICE: Duration = Duration::from_millis(100);
+
+/// What became of a frame waiting for send capacity.
+pub(super) enum Waited {
+    /// This many bytes may be sent.
+    Sent(usize),
+    /// The stream is gone (the client reset it or left).
+    Gone,
+    /// The call had to end first.
+    Ended(EndEarly),
+}
+
+/// Waits until the stream may send some of a frame of `len` bytes, and
+/// says how much; or until the call must end first. `sent` is for the log.
+pub(super) async fn wait_for_capacity(
+    body: &mut CallBody,
+    send: &mut SendStream<Chunk>,
+    len: usize,
+    sent: u64,
+) -> Waited {
+    // h2 assigns no more than the stream's window, so a stalled stream
+    // claims none of the connection's window while it waits.
+    send.reserve_capacity(len);
+    let room = send.capacity();
+    if room > 0 {
+        return Waited::Sent(room);
+    }
+    let capacity = poll_fn(|cx| {
+        loop {
+            match send.poll_capacity(cx) {
+                Poll::Ready(Some(Ok(0))) => continue,
+                Poll::Ready(Some(Ok(room))) => return Poll::Ready(Waited::Sent(room)),
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Waited::Gone),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    });
+    let waited = Box::pin(wait_on_client(body, capacity, Stall::Window, sent));
+    waited.await
+}
+
+/// What a stream waits for its client to do.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Stall {
+    /// Open its window: the next frame waits.
+    Window,
+    /// Read what is queued: the last frame waits.
+    Queued,
+}
+
+/// Waits for `client`, which is the client reading on, or until the call
+/// must end first; says so in the log if the wait is long. `sent` is for
+/// the log.
+pub(super) async fn wait_on_client(
+    body: &mut CallBody,
+    client: impl Future<Output = Waited>,
+    stall: Stall,
+    sent: u64,
+) -> Waited {
+    let (deadline, ending) = body.must_end_by();
+    let ending = ending.cloned();
+    let deadline_passed = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    let shutdown = async {
+        match &ending {
+            Some(ending) => ending.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        return Waited::Ended(EndEarly::Deadline);
+    }
+    let mut deadline_passed = std::pin::pin!(deadline_passed);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut client = std::pin::pin!(client);
+    let waiting_since = Instant::now();
+    let notice = tokio::time::sleep(STALL_NOTICE);
+    let mut noticed = false;
+    let waited = tokio::select! {
+        biased;
+        () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
+        () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
+        waited = &mut client => waited,
+        () = notice => {
+            noticed = true;
+            body.in_span(|client| match stall {
+                Stall::Window => {
+                    info!("Waiting for {client} to read: the window is full after {sent} bytes");
+                }
+                Stall::Queued => {
+                    info!("Waiting for {client} to read: {sent} bytes sent, the last still queued");
+                }
+            });
+            // A stalled call is one a full server may end to make room.
+            let stalled = body.stalled();
+            let made_room = async {
+                match &stalled {
+                    Some(stalled) => stalled.evict.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
+                () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
+                waited = &mut client => waited,
+                () = made_room => Waited::Ended(EndEarly::MadeRoom),
+            }
+        }
+    };
+    if noticed {
+        body.stalled_for(waiting_since.elapsed());
+    }
+    if noticed && matches!(waited, Waited::Sent(_)) {
+        let waited_s = waiting_since.elapsed().as_secs_f64();
+        body.in_span(|client| info!("{client} is reading again after {waited_s:.1} s"));
+    }
+    waited
+}
