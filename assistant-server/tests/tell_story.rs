@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
-use assistant_proto::assistant::{
-    TellStoryResponse, assistant_service_client::AssistantServiceClient,
+use assistant_proto::{
+    assistant::{
+        TellStoryRequest, TellStoryResponse, assistant_service_client::AssistantServiceClient,
+    },
+    sequence,
 };
 use assistant_server::{Config, Finish};
 use assistant_test_support::{
@@ -65,6 +68,31 @@ async fn streams_greeting_then_142_chunks_then_ending_then_cancelled() {
     let status = status.expect("the tutorial's server ends with a status");
     assert_eq!(status.code(), Code::Cancelled);
     assert_eq!(status.message(), "story finished");
+}
+
+#[tokio::test]
+async fn a_request_larger_than_the_decoders_first_buffer_is_read_whole() {
+    // The longest names there may be, in four-byte characters: a request
+    // of about 1 KiB, four times what the decoder first makes room for.
+    let name = "\u{1d504}".repeat(128);
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let request = TellStoryRequest {
+        user_name: name.clone(),
+        institution: name.clone(),
+        ..Default::default()
+    };
+    assert!(prost::Message::encoded_len(&request) > 1000);
+    let mut stream = client(&server)
+        .await
+        .tell_story(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(
+        first.text_chunk,
+        sequence::greeting(&name, &name).as_bytes()
+    );
 }
 
 #[tokio::test]

@@ -17,8 +17,9 @@ use http_body::{Body, Frame};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{
     Status,
-    codec::{Codec, CompressionEncoding, Streaming},
+    codec::{BufferSettings, CompressionEncoding, Streaming},
 };
+use tonic_prost::ProstCodec;
 
 use super::{Assistant, telling::Pieces};
 use crate::{
@@ -57,8 +58,12 @@ async fn answer(
         .cloned()
         .unwrap_or_default();
     let encoding = request_encoding(request.headers())?;
-    let decoder =
-        tonic_prost::ProstCodec::<TellStoryResponse, TellStoryRequest>::default().decoder();
+    // tonic's decoder starts with an 8 KiB buffer. A request is a few
+    // dozen bytes, and when thousands of calls start at once, each holds
+    // its buffer until its request arrives; the buffer grows if it must.
+    let decoder = ProstCodec::<TellStoryResponse, TellStoryRequest>::raw_decoder(
+        BufferSettings::new(REQUEST_BUFFER, DEFAULT_YIELD_THRESHOLD),
+    );
     let mut messages = std::pin::pin!(Streaming::new_request(
         decoder,
         request.into_body(),
@@ -92,6 +97,12 @@ fn request_encoding(headers: &http::HeaderMap) -> Result<Option<CompressionEncod
         ))),
     }
 }
+
+/// The request decoder's first buffer: room for a usual request.
+const REQUEST_BUFFER: usize = 256;
+
+/// tonic's default, which decoding a request this small never reaches.
+const DEFAULT_YIELD_THRESHOLD: usize = 32 * 1024;
 
 /// How many bytes of story messages one frame gathers, at most, from
 /// messages that are ready at once; a paced story sends each on its own.
