@@ -2,7 +2,7 @@
 //!
 //! On the gRPC port the transport ends a call whose client has stopped
 //! reading, at its deadline, at shutdown, or to make room (see
-//! `transport/stream.rs`). Here hyper drives the response, and simply stops
+//! `transport/stream/`). Here hyper drives the response, and simply stops
 //! polling a body its client does not take. So each web call has a
 //! watchdog beside it that does the same: when the call's deadline passes
 //! or shutdown ends calls, it ends the call, which frees its slot and what
