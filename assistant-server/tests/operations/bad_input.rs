@@ -260,6 +260,37 @@ async fn a_compressed_request_is_held_to_the_limit_once_decompressed() {
 }
 
 #[tokio::test]
+async fn a_compressed_story_request_is_read_whole_and_held_to_the_limit() {
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let gzip = [("grpc-encoding", "gzip")];
+    let path = "/assistant.AssistantService/TellStory";
+
+    // The longest names there may be: about 1 KiB inflated, more than the
+    // story's decoder first makes room for.
+    let name = "\u{1d504}".repeat(128);
+    let request = TellStoryRequest {
+        user_name: name.clone(),
+        institution: name.clone(),
+        ..Default::default()
+    };
+    let frame = gzip_frame(&prost::Message::encode_to_vec(&request));
+    let (status, _, body) = raw::h2_call_with(&server, path, &gzip, frame, true).await;
+    assert_eq!(status, Code::Cancelled as i32);
+    let greeting = assistant_proto::sequence::greeting(&name, &name);
+    assert!(
+        body.windows(greeting.len())
+            .any(|w| w == greeting.as_bytes())
+    );
+
+    // 4 MB of one letter, in a few kilobytes of gzip: refused.
+    let mut bomb = b"\x0a\x80\x80\xf4\x01".to_vec(); // field 1, 4,000,000 bytes
+    bomb.extend(std::iter::repeat_n(b'x', 4_000_000));
+    let (status, _, _) = raw::h2_call_with(&server, path, &gzip, gzip_frame(&bomb), true).await;
+    assert_eq!(status, Code::ResourceExhausted as i32);
+    still_serves(&server.channel().await).await;
+}
+
+#[tokio::test]
 async fn responses_are_compressed_only_when_the_server_is_told_to() {
     // grpcio and grpc-js advertise these on every call.
     let accepts = [("grpc-accept-encoding", "identity,deflate,gzip")];

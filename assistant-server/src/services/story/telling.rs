@@ -111,12 +111,17 @@ pub(super) struct Pieces {
 /// Where a telling is in its sequence.
 #[derive(Debug, Clone, Copy)]
 enum Next {
+    /// The greeting, or what is left of it.
     Greeting,
+    /// The story's first line in the log.
     StoryStart,
     /// The chunk that starts at this offset in the sequence.
     Chunk(u64),
+    /// The ending, or what is left of it.
     Ending,
+    /// The last line in the log, and the status under `--finish cancel`.
     Finish,
+    /// Nothing more.
     Done,
 }
 
@@ -146,7 +151,10 @@ impl Pieces {
                     self.next = Next::Ending;
                 }
                 Next::Chunk(start) => {
-                    let end = (start + telling.pacing.chunk_size as u64).min(ending_start);
+                    // The command line allows no empty chunks; a library
+                    // user's zero must not stall the story.
+                    let size = telling.pacing.chunk_size.max(1) as u64;
+                    let end = (start + size).min(ending_start);
                     self.next = Next::Chunk(end);
                     if end <= resume_from {
                         continue;
@@ -205,7 +213,12 @@ impl Stream for Pieces {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if let Some(delay) = this.owed.take().filter(|delay| !delay.is_zero()) {
-            let deadline = Instant::now() + delay;
+            // As tokio's `sleep` does, a delay past any clock's reach waits
+            // 30 years.
+            let now = Instant::now();
+            let deadline = now
+                .checked_add(delay)
+                .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
             match &mut this.timer {
                 Some(timer) => timer.as_mut().reset(deadline),
                 None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -245,6 +258,8 @@ mod tests {
 
     use super::*;
 
+    /// Peter S from SUSTech's telling of `story`: 3 s of think-time and
+    /// 50 ms between chunks.
     fn telling(story: Story, chunk_size: usize, resume_from: u64, finish: Finish) -> Telling {
         Telling {
             story,
@@ -277,6 +292,7 @@ mod tests {
                 }
             }
         }
+        assert!(pieces.next().await.is_none(), "a piece after the end");
         (got, None)
     }
 
@@ -337,10 +353,38 @@ mod tests {
             assert_eq!(joined, whole[resume_from as usize..], "from {resume_from}");
             assert_eq!(pieces[0].1.offset, resume_from);
             assert!(pieces[0].1.version.is_some(), "from {resume_from}");
-            if resume_from >= greeting {
-                assert!(pieces[0].0 < Duration::from_secs(1), "from {resume_from}");
+            // Mid-greeting, the think-time follows the greeting's rest;
+            // past it, none.
+            let second = pieces.get(1).map_or(Duration::ZERO, |(at, _)| *at);
+            if resume_from < greeting {
+                assert_eq!(second, Duration::from_secs(3), "from {resume_from}");
+            } else {
+                assert!(second < Duration::from_secs(1), "from {resume_from}");
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_telling_resumed_at_its_end_is_only_its_status() {
+        let story = Story::alice();
+        let end = sequence_of(&story).len() as u64;
+        let (pieces, status) = all(telling(story, 1024, end, Finish::Cancel)).await;
+        assert!(pieces.is_empty());
+        assert_eq!(
+            status.map(|status| status.code()),
+            Some(tonic::Code::Cancelled)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_chunk_size_tells_a_byte_a_piece() {
+        // The command line refuses it; a library user's config may not.
+        let story = Story::new("ab.txt", "ab");
+        let (pieces, _) = all(telling(story, 0, 0, Finish::Ok)).await;
+        let texts: Vec<&[u8]> = pieces.iter().map(|(_, p)| p.text.as_ref()).collect();
+        let greeting = sequence::greeting("Peter S", "SUSTech");
+        let ending = sequence::ENDING.as_bytes();
+        assert_eq!(texts, [greeting.as_bytes(), b"a", b"b", ending]);
     }
 
     #[tokio::test(start_paused = true)]

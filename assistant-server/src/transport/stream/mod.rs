@@ -107,8 +107,11 @@ enum Last {
     /// The call had to end first, with `status`, while it waited with
     /// `data` left, `rest` of it the end of a message already begun.
     Stalled {
+        /// What the call ended with.
         status: Status,
+        /// What was left to send.
         data: Chunk,
+        /// How much of `data` ends a message already begun.
         rest: usize,
     },
 }
@@ -323,8 +326,10 @@ mod tests {
     fn a_call_task_holds_little_more_than_sending_needs() {
         // Every call's task is this big for as long as its stream lives:
         // 10,000 paced calls hold 10,000 of them. It was 2,888 bytes with
-        // the start, the waits and the endings in it, and the body twice.
+        // the start, the waits and the endings in it, and the body twice;
+        // it is 752 now. The bound leaves room for a compiler or h2 that
+        // lays things out a little differently, not for any of those back.
         let size = returned_size(super::serve);
-        assert!(size <= 800, "a call's task is {size} bytes");
+        assert!(size <= 1024, "a call's task is {size} bytes");
     }
 }
