@@ -73,7 +73,8 @@ async fn streams_greeting_then_142_chunks_then_ending_then_cancelled() {
 #[tokio::test]
 async fn a_request_larger_than_the_decoders_first_buffer_is_read_whole() {
     // The longest names there may be, in four-byte characters: a request
-    // of about 1 KiB, four times what the decoder first makes room for.
+    // of about 1 KiB, four times what the decoder first makes room for. So
+    // the decoder's buffer must grow (tonic's own 8 KiB would not need to).
     let name = "\u{1d504}".repeat(128);
     let server = TestServer::start(fast_config()).await.unwrap();
     let request = TellStoryRequest {

@@ -66,9 +66,8 @@ impl Telling {
             telling: self,
             version,
             next: Next::Greeting,
-            owed: None,
+            pause: Pause::None,
             timer: None,
-            pausing: false,
         }
     }
 
@@ -98,14 +97,22 @@ pub(super) struct Pieces {
     version: Option<Arc<str>>,
     /// What comes after the pause, if any.
     next: Next,
-    /// The pause the next piece waits for, not yet begun: it begins when
-    /// the piece is asked for, as the tutorial's server sleeps before it
-    /// reads on.
-    owed: Option<Duration>,
-    /// The pause's timer, made at the first and kept for the next.
+    /// The pause before `next`.
+    pause: Pause,
+    /// The pauses' timer, made at the first and reset for the next.
     timer: Option<Pin<Box<Sleep>>>,
-    /// Whether a pause is under way.
-    pausing: bool,
+}
+
+/// The pause before a telling's next piece.
+#[derive(Debug, Clone, Copy)]
+enum Pause {
+    /// None: the next piece is made when asked for.
+    None,
+    /// This long, not yet begun: it begins when the piece is asked for,
+    /// as the tutorial's server sleeps before it reads on.
+    Owed(Duration),
+    /// Under way, on the timer.
+    Running,
 }
 
 /// Where a telling is in its sequence.
@@ -138,7 +145,7 @@ impl Pieces {
                 Next::Greeting => {
                     self.next = Next::StoryStart;
                     if let Some(rest) = from(&telling.greeting, 0, resume_from) {
-                        self.owed = Some(telling.pacing.think_time);
+                        self.pause = Pause::Owed(telling.pacing.think_time);
                         return Some(Ok(self.piece(rest, resume_from)));
                     }
                 }
@@ -169,7 +176,7 @@ impl Pieces {
                         text.len(),
                         Escaped(&text[..text.len().min(PREVIEW_BYTES)])
                     );
-                    self.owed = Some(telling.pacing.chunk_delay);
+                    self.pause = Pause::Owed(telling.pacing.chunk_delay);
                     return Some(Ok(self.piece(text, from)));
                 }
                 Next::Ending => {
@@ -212,24 +219,25 @@ impl Stream for Pieces {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(delay) = this.owed.take().filter(|delay| !delay.is_zero()) {
-            // As tokio's `sleep` does, a delay past any clock's reach waits
-            // 30 years.
-            let now = Instant::now();
-            let deadline = now
-                .checked_add(delay)
-                .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
-            match &mut this.timer {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        if let Pause::Owed(delay) = this.pause {
+            this.pause = Pause::None;
+            if !delay.is_zero() {
+                // As tokio's `sleep` does, a delay past any clock's reach
+                // waits 30 years.
+                let now = Instant::now();
+                let deadline = now
+                    .checked_add(delay)
+                    .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
+                match &mut this.timer {
+                    Some(timer) => timer.as_mut().reset(deadline),
+                    None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                }
+                this.pause = Pause::Running;
             }
-            this.pausing = true;
         }
-        if this.pausing {
-            if let Some(timer) = &mut this.timer {
-                ready!(timer.as_mut().poll(cx));
-            }
-            this.pausing = false;
+        if let (Pause::Running, Some(timer)) = (this.pause, &mut this.timer) {
+            ready!(timer.as_mut().poll(cx));
+            this.pause = Pause::None;
         }
         Poll::Ready(this.step())
     }

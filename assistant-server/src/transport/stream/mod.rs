@@ -132,15 +132,16 @@ fn pump(
     ends: &Arc<StreamEnds>,
 ) -> impl Future<Output = ()> + Send + '_ {
     async move {
-        // Bytes sent on the stream: what the client's window has let through.
+        // Bytes sent on the stream: what the client's window let through.
         let mut sent = 0u64;
-        // The loop sends frames and nothing else: how the stream ends is worked
-        // out after it, so the call's task, which is as big as its largest
-        // step, holds room for one ending, not for every place one may start.
+        // The loop sends frames and nothing else: how the stream ends is
+        // worked out after it, so the call's task, which is as big as its
+        // largest step, holds room for one ending, not for every place one
+        // may start.
         let last = 'frames: loop {
-            // The next frame is made only once the client can take some of it:
-            // a call whose client has stopped reading makes nothing more, and
-            // holds nothing but what HTTP/2 has queued for it.
+            // The next frame is made only once the client can take some of
+            // it: a call whose client has stopped reading makes nothing
+            // more, and holds nothing but what HTTP/2 has queued for it.
             match wait_for_capacity(&mut body, &mut send, 1, sent).await {
                 Waited::Sent(_) => {}
                 Waited::Gone => return,
@@ -152,10 +153,11 @@ fn pump(
                     };
                 }
             }
-            // A frame that is ready goes first: asking after a reset takes the
-            // connection's lock, and sending on a reset stream fails anyway.
-            // If the client reset the stream, or its connection went, the body
-            // is dropped, and the call layer logs that it went away.
+            // A frame that is ready goes first: asking after a reset takes
+            // the connection's lock, and sending on a reset stream fails
+            // anyway. If the client reset the stream, or its connection
+            // went, the body is dropped, and the call layer logs that it
+            // went away.
             let frame = poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
                 Poll::Ready(frame) => Poll::Ready(Some(frame)),
                 Poll::Pending => send.poll_reset(cx).map(|_| None),
@@ -175,7 +177,8 @@ fn pump(
                     },
                 },
             };
-            // tonic's chunks do not count their messages: keep where they start.
+            // tonic's chunks do not count their messages: keep where they
+            // start.
             let original = match &data {
                 Chunk::Encoded(bytes) => Some(bytes.clone()),
                 Chunk::Story(_) => None,
@@ -194,8 +197,9 @@ fn pump(
                             };
                         }
                     };
-                // Only what the window allows: the rest waits here, where the
-                // deadline and shutdown still reach it, and `sent` stays exact.
+                // Only what the window allows: the rest waits here, where
+                // the deadline and shutdown still reach it, and `sent` stays
+                // exact.
                 let piece = if room >= data.remaining() {
                     std::mem::replace(&mut data, Chunk::Encoded(Bytes::new()))
                 } else {
@@ -226,10 +230,10 @@ fn pump(
 }
 
 /// Sends the call's last frame, then holds the call until HTTP/2 has
-/// written it and all before it, so that until then the call keeps its place under
-/// `--max-calls`, its deadline and shutdown, and may be ended to make
-/// room if it stalls: its status is queued, but its client has not read
-/// it. Ended so, the stream is reset, which drops what is queued. If the
+/// written it and all before it, so that until then the call keeps its
+/// place under `--max-calls`, its deadline and shutdown, and may be ended
+/// to make room if it stalls: its status is queued, but its client has
+/// not read it. Ended so, the stream is reset, which drops what is queued. If the
 /// client resets the stream or its connection closes first, it went away.
 ///
 /// `end` sends the last frame; `ends` is told to watch for it first, so
