@@ -21,7 +21,13 @@ const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 fn main() -> ExitCode {
     let config = Config::parse();
     // Flushes what is left of the logs at exit, after the runtime.
-    let _logs = assistant_server::init_logging(config.log_format);
+    let _logs = match assistant_server::init_logging(config.log_format) {
+        Ok(logs) => logs,
+        Err(err) => {
+            eprintln!("Error: cannot start the log writer thread: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -24,10 +24,10 @@
 
 use std::fmt;
 
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::{
     fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, format::Writer},
-    registry::LookupSpan,
+    registry::{LookupSpan, SpanRef},
 };
 
 use super::timestamp::timestamp;
@@ -52,37 +52,68 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         timestamp(&mut writer)?;
-        write!(writer, " {:>5} ", event.metadata().level())?;
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let number = {
-                    let extensions = span.extensions();
-                    let fields = extensions
-                        .get::<FormattedFields<N>>()
-                        .map_or("", |f| f.fields.as_str());
-                    match extensions.get::<Introduced>() {
-                        Some(Introduced(Some(id))) => {
-                            write!(writer, "{}#{id}: ", span.name())?;
-                            None
-                        }
-                        Some(Introduced(None)) => {
-                            write!(writer, "{}{{{fields}}}: ", span.name())?;
-                            None
-                        }
-                        None => {
-                            write!(writer, "{}{{{fields}}}: ", span.name())?;
-                            Some(call_number(fields))
-                        }
-                    }
-                };
-                if let Some(number) = number {
-                    span.extensions_mut().insert(Introduced(number));
+        writer.write_str(level(event.metadata().level()))?;
+        if let Some(span) = ctx.parent_span() {
+            // Most lines are in a call's span alone: no need to gather a
+            // scope of one.
+            if span.parent().is_none() {
+                write_span::<S, N>(&mut writer, &span)?;
+            } else {
+                for span in span.scope().from_root() {
+                    write_span::<S, N>(&mut writer, &span)?;
                 }
             }
         }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
+}
+
+/// ` {level:>5} `, without formatting it.
+fn level(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => " TRACE ",
+        Level::DEBUG => " DEBUG ",
+        Level::INFO => "  INFO ",
+        Level::WARN => "  WARN ",
+        Level::ERROR => " ERROR ",
+    }
+}
+
+/// Writes a span's part of a line: its fields the first time, its number
+/// after that if it has one.
+fn write_span<S, N>(writer: &mut Writer<'_>, span: &SpanRef<'_, S>) -> fmt::Result
+where
+    S: for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let number = {
+        let extensions = span.extensions();
+        let fields = extensions
+            .get::<FormattedFields<N>>()
+            .map_or("", |f| f.fields.as_str());
+        writer.write_str(span.name())?;
+        match extensions.get::<Introduced>() {
+            Some(Introduced(Some(id))) => {
+                writer.write_char('#')?;
+                writer.write_str(id)?;
+                writer.write_str(": ")?;
+                None
+            }
+            Some(Introduced(None)) => {
+                write!(writer, "{{{fields}}}: ")?;
+                None
+            }
+            None => {
+                write!(writer, "{{{fields}}}: ")?;
+                Some(call_number(fields))
+            }
+        }
+    };
+    if let Some(number) = number {
+        span.extensions_mut().insert(Introduced(number));
+    }
+    Ok(())
 }
 
 /// The `id` a span's formatted fields start with (`id=17 method=..`),
@@ -159,6 +190,51 @@ mod tests {
         let second = text.lines().nth(1).unwrap();
         assert!(second.contains(" call#17: "), "{second:?}");
         assert!(second.len() < 80, "no context repeated: {second:?}");
+    }
+
+    #[test]
+    fn levels_read_as_tracing_pads_them() {
+        for at in [
+            Level::TRACE,
+            Level::DEBUG,
+            Level::INFO,
+            Level::WARN,
+            Level::ERROR,
+        ] {
+            assert_eq!(level(&at), format!(" {at:>5} "));
+        }
+    }
+
+    #[test]
+    fn a_span_inside_another_names_both_from_the_root() {
+        use std::sync::{Arc, Mutex};
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .event_format(CallLines)
+            .with_writer({
+                let lines = Arc::clone(&lines);
+                move || Capture(Arc::clone(&lines))
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("connection", peer = "1.2.3.4:5");
+            let _outer = outer.enter();
+            let call = tracing::info_span!("call", id = 17);
+            let _call = call.enter();
+            tracing::warn!("first");
+            tracing::warn!("second");
+        });
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert!(
+            lines[0].ends_with("  WARN connection{peer=\"1.2.3.4:5\"}: call{id=17}: first"),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with("  WARN connection{peer=\"1.2.3.4:5\"}: call#17: second"),
+            "{text}"
+        );
     }
 
     struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

@@ -7,6 +7,7 @@ mod call_lines;
 mod fields;
 mod rate;
 mod timestamp;
+mod writer;
 
 use std::{
     io::IsTerminal,
@@ -19,23 +20,24 @@ use std::{
 };
 
 use tracing::warn;
-use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 pub(crate) use self::rate::RateLimited;
-use self::{call_lines::CallLines, fields::LogFields};
+use self::{
+    call_lines::CallLines,
+    fields::LogFields,
+    writer::{LogWriter, WriterGuard, log_writer},
+};
 use crate::config::LogFormat;
 
 /// The count of lines dropped by the process's logs, once they are set up:
 /// logging is process-wide, and so is this.
-static DROPPED: std::sync::OnceLock<ErrorCounter> = std::sync::OnceLock::new();
+static DROPPED: std::sync::OnceLock<LogWriter> = std::sync::OnceLock::new();
 
 /// How many log lines were dropped because stderr was not taking them: 0
 /// if [`init_logging`] did not set up the logs.
 pub(crate) fn dropped_lines() -> u64 {
-    DROPPED
-        .get()
-        .map_or(0, |counter| counter.dropped_lines() as u64)
+    DROPPED.get().map_or(0, LogWriter::dropped_lines)
 }
 
 /// How often the count of dropped lines is looked at.
@@ -50,7 +52,7 @@ pub struct LogGuard {
     /// The thread that watches the count of dropped lines, and gives it
     /// back when it stops; or the count itself, had the thread not started.
     monitor: Option<Result<thread::JoinHandle<Dropped>, Dropped>>,
-    _worker: WorkerGuard,
+    _writer: WriterGuard,
 }
 
 impl Drop for LogGuard {
@@ -74,8 +76,8 @@ impl Drop for LogGuard {
 /// many of them have been reported.
 #[derive(Debug)]
 struct Dropped {
-    counter: ErrorCounter,
-    reported: usize,
+    counter: LogWriter,
+    reported: u64,
 }
 
 impl Dropped {
@@ -109,25 +111,25 @@ impl Dropped {
     }
 }
 
+/// The most log text held for stderr: about 100,000 story lines.
+const LOG_BUFFER: usize = 8 * 1024 * 1024;
+
 /// Sends the process's logs to stderr in `format`, filtered by `RUST_LOG`
 /// (default `info`).
 ///
 /// The story logs a line per chunk: writing each with its own system call
 /// on the calling thread would cost most of the server's throughput. A
-/// writer thread batches the lines instead (it flushes whenever it runs out
-/// of lines to write). If it falls behind by 128,000 lines, because stderr
-/// is not taking them, lines are dropped and counted rather than hold up
-/// the server; see the [module docs](self).
-pub fn init_logging(format: LogFormat) -> LogGuard {
+/// writer thread writes them in batches instead: everything logged since
+/// its last write, in one call. If it falls behind by 8 MiB of lines,
+/// because stderr is not taking them, lines are dropped and counted rather
+/// than hold up the server; see the [module docs](self).
+///
+/// # Errors
+/// If the writer thread cannot be started.
+pub fn init_logging(format: LogFormat) -> std::io::Result<LogGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let counter = writer.error_counter();
+    let (writer, writing) = log_writer(std::io::stderr(), LOG_BUFFER)?;
+    let counter = writer.clone();
     let _ = DROPPED.set(counter.clone());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -161,65 +163,35 @@ pub fn init_logging(format: LogFormat) -> LogGuard {
                 reported: 0,
             }),
     );
-    LogGuard {
+    Ok(LogGuard {
         stop,
         monitor,
-        _worker: worker,
-    }
+        _writer: writing,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        io::Write,
-        sync::{Condvar, Mutex},
-    };
+    use std::{io::Write, sync::Mutex};
 
-    use tracing_appender::non_blocking::NonBlockingBuilder;
-
-    use super::*;
-
-    /// A sink that takes nothing until it is opened, as a pipe nobody
-    /// reads.
-    #[derive(Clone, Default)]
-    struct Stuck(Arc<(Mutex<bool>, Condvar)>);
-
-    impl Write for Stuck {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let (open, opened) = &*self.0;
-            let mut open = open.lock().unwrap();
-            while !*open {
-                open = opened.wait(open).unwrap();
-            }
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use super::{writer::tests::Stuck, *};
 
     #[test]
     fn a_stuck_sink_drops_and_counts_lines_instead_of_blocking_then_says_so() {
         let sink = Stuck::default();
-        let (mut writer, _worker) = NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(4)
-            .finish(sink.clone());
-        // The writer thread takes one line and blocks on it; four more
-        // fit in the queue; the rest are dropped, and nothing here waits.
+        // Room for four lines: the writer thread takes what is there and
+        // blocks on it, four more fit, the rest are dropped, and nothing
+        // here waits.
+        let (writer, _writing) = log_writer(sink.clone(), 32).unwrap();
         for line in 0..50 {
-            writeln!(writer, "line {line}").unwrap();
+            writeln!(&writer, "line {line:02}").unwrap();
         }
         let mut dropped = Dropped {
-            counter: writer.error_counter(),
+            counter: writer.clone(),
             reported: 0,
         };
-        assert!(dropped.counter.dropped_lines() >= 40);
-
-        let (open, opened) = &*sink.0;
-        *open.lock().unwrap() = true;
-        opened.notify_all();
+        assert!(dropped.counter.dropped_lines() >= 42);
+        sink.open();
 
         let said = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::fmt()

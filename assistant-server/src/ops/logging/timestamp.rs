@@ -1,7 +1,9 @@
 //! The log line's timestamp, as tracing's `SystemTime` writes it
 //! (`2026-11-21T09:24:02.538967Z`), with the date and time of day formatted
-//! only when the second changes: at a line per story chunk, formatting the
-//! calendar for every line was a measurable share of logging's cost.
+//! only when the second changes, and the microseconds written as six
+//! digits in place: at a line per story chunk, formatting the calendar, or
+//! even the fraction through `write!`, for every line was a measurable
+//! share of logging's cost.
 
 use std::{
     cell::RefCell,
@@ -23,22 +25,47 @@ const TO_THE_SECOND: &[BorrowedFormatItem<'_>] =
 /// time of day only when the second changes.
 pub(super) fn timestamp(writer: &mut Writer<'_>) -> fmt::Result {
     thread_local! {
-        /// The second last formatted on this thread, and its text up to
-        /// the fraction.
-        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        /// The second last formatted on this thread, and the line's
+        /// timestamp as last written: only its fraction changes within the
+        /// second.
+        static SECOND: RefCell<(u64, [u8; STAMP_LEN])> =
+            const { RefCell::new((u64::MAX, [0; STAMP_LEN])) };
     }
     let Ok(since_epoch) = Clock::now().duration_since(UNIX_EPOCH) else {
         return SystemTime.format_time(writer);
     };
     let secs = since_epoch.as_secs();
-    SECOND.with_borrow_mut(|(second, text)| {
+    let stamp = SECOND.with_borrow_mut(|(second, stamp)| {
         if *second != secs {
-            text.clear();
-            civil_time(text, secs)?;
+            let mut text = String::with_capacity(STAMP_LEN);
+            civil_time(&mut text, secs).ok()?;
+            text.push_str(".000000Z");
+            *stamp = text.as_bytes().try_into().ok()?;
             *second = secs;
         }
-        write!(writer, "{text}.{:06}Z", since_epoch.subsec_micros())
-    })
+        // The six digits of microseconds, before the `Z`.
+        fraction(
+            &mut stamp[STAMP_LEN - 7..STAMP_LEN - 1],
+            since_epoch.subsec_micros(),
+        );
+        Some(*stamp)
+    });
+    match stamp.as_ref().map(|stamp| std::str::from_utf8(stamp)) {
+        Some(Ok(stamp)) => writer.write_str(stamp),
+        _ => SystemTime.format_time(writer),
+    }
+}
+
+/// The length of `2026-11-21T09:24:02.538967Z`; a time that does not fit
+/// is written by tracing's own formatting.
+const STAMP_LEN: usize = 27;
+
+/// Writes `micros` (below a million) into `digits` as six decimal digits.
+fn fraction(digits: &mut [u8], mut micros: u32) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
 }
 
 /// `secs` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS`, in UTC.
@@ -68,6 +95,20 @@ mod tests {
             let mut out = String::new();
             civil_time(&mut out, secs).unwrap();
             assert_eq!(out, expected, "{secs}");
+        }
+    }
+
+    #[test]
+    fn the_fraction_is_six_digits_with_leading_zeros() {
+        for (micros, expected) in [
+            (0, "000000"),
+            (7, "000007"),
+            (538_967, "538967"),
+            (999_999, "999999"),
+        ] {
+            let mut digits = [b'x'; 6];
+            fraction(&mut digits, micros);
+            assert_eq!(std::str::from_utf8(&digits).unwrap(), expected);
         }
     }
 
