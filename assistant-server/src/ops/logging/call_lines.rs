@@ -237,6 +237,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn explicit_parents_and_lines_outside_spans_read_as_before() {
+        use std::sync::{Arc, Mutex};
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .event_format(CallLines)
+            .with_writer({
+                let lines = Arc::clone(&lines);
+                move || Capture(Arc::clone(&lines))
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside");
+            let call = tracing::info_span!("call", id = 3);
+            let other = tracing::info_span!("other", id = 4);
+            let _other = other.enter();
+            tracing::info!(parent: &call, "to the call");
+            tracing::info!(parent: None, "to no span");
+        });
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = text.lines().map(|line| &line[27..]).collect();
+        assert_eq!(
+            lines,
+            [
+                "  INFO outside",
+                "  INFO call{id=3}: to the call",
+                "  INFO to no span"
+            ],
+            "{text}"
+        );
+    }
+
     struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for Capture {

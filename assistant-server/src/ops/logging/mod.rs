@@ -81,8 +81,12 @@ struct Dropped {
 }
 
 impl Dropped {
-    /// Reports lines dropped since the last report, if any.
+    /// Reports lines dropped since the last report, if any, unless stderr
+    /// is failing: the report would be one more line lost.
     fn report_any(&mut self) {
+        if self.counter.failing() {
+            return;
+        }
         let dropped = self.counter.dropped_lines();
         if dropped > self.reported {
             warn!(
@@ -111,7 +115,8 @@ impl Dropped {
     }
 }
 
-/// The most log text held for stderr: about 100,000 story lines.
+/// The most log text waiting for stderr, besides the batch being written:
+/// about 100,000 story lines.
 const LOG_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Sends the process's logs to stderr in `format`, filtered by `RUST_LOG`
@@ -209,6 +214,37 @@ mod tests {
         );
         // Reported once: nothing new to say the next time.
         assert_eq!(dropped.reported, count);
+    }
+
+    #[test]
+    fn nothing_is_said_of_dropped_lines_while_stderr_is_failing() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (writer, writing) = log_writer(Broken, 1 << 20).unwrap();
+        writeln!(&writer, "lost").unwrap();
+        drop(writing);
+        let mut dropped = Dropped {
+            counter: writer.clone(),
+            reported: 0,
+        };
+        assert_eq!(dropped.counter.dropped_lines(), 1);
+        let said = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let said = Arc::clone(&said);
+                move || Said(Arc::clone(&said))
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || dropped.report_any());
+        assert!(said.lock().unwrap().is_empty(), "a report no one can read");
+        assert_eq!(dropped.reported, 0, "reported once stderr works again");
     }
 
     /// Collects what a subscriber writes.

@@ -10,12 +10,16 @@
 //!
 //! Logging never holds up serving: when the buffer is full, because stderr
 //! is not taking lines, a line is dropped and counted instead.
+//!
+//! Lines wait up to 10 ms ([`GATHER`]) to be written, so something written
+//! to stderr directly (a panic's message) may come out ahead of lines
+//! logged just before it.
 
 use std::{
     io::{self, Write},
     sync::{
         Arc, Condvar, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
     thread,
@@ -42,8 +46,13 @@ struct Queue {
     state: Mutex<State>,
     /// Wakes the writer thread when lines arrive or the queue closes.
     ready: Condvar,
-    /// Lines dropped because the buffer was full or stderr failed.
+    /// Lines dropped because the buffer was full or stderr failed. Both
+    /// count lines because every write the logging layer makes is one
+    /// line: its formats escape line breaks inside a message.
     dropped: AtomicU64,
+    /// Whether the last write to stderr failed: then there is no point in
+    /// saying lines were dropped, as that would be dropped too.
+    failing: AtomicBool,
     /// The most the buffer holds, in bytes.
     limit: usize,
 }
@@ -75,8 +84,13 @@ impl Queue {
             return;
         }
         state.lines.extend_from_slice(line);
-        if state.lines.len() >= state.wake_at {
+        let wake = state.lines.len() >= state.wake_at;
+        if wake {
             state.wake_at = usize::MAX;
+        }
+        // Woken with the lock held, the writer would only wait for it.
+        drop(state);
+        if wake {
             self.ready.notify_one();
         }
     }
@@ -122,6 +136,11 @@ impl LogWriter {
     /// How many lines have been dropped so far.
     pub(super) fn dropped_lines(&self) -> u64 {
         self.0.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last write to stderr failed.
+    pub(super) fn failing(&self) -> bool {
+        self.0.failing.load(Ordering::Relaxed)
     }
 }
 
@@ -174,6 +193,7 @@ pub(super) fn log_writer(
         }),
         ready: Condvar::new(),
         dropped: AtomicU64::new(0),
+        failing: AtomicBool::new(false),
         limit,
     });
     let (done, finished) = mpsc::channel::<()>();
@@ -194,11 +214,13 @@ pub(super) fn log_writer(
 fn write_lines(queue: &Queue, mut out: impl Write) {
     let mut batch = Vec::new();
     while queue.take(&mut batch) {
-        if out.write_all(&batch).and_then(|()| out.flush()).is_err() {
+        let failed = out.write_all(&batch).and_then(|()| out.flush()).is_err();
+        if failed {
             // Not knowing how much went out, count the batch as lost.
             let lines = batch.iter().filter(|&&b| b == b'\n').count();
             queue.dropped.fetch_add(lines as u64, Ordering::Relaxed);
         }
+        queue.failing.store(failed, Ordering::Relaxed);
         batch.clear();
         if batch.capacity() > KEEP {
             batch = Vec::new();
@@ -233,6 +255,18 @@ pub(super) mod tests {
         pub(in super::super) fn taken(&self) -> Vec<u8> {
             self.0.state.lock().unwrap().1.clone()
         }
+
+        /// What it has taken once that is `len` bytes, waiting as long as
+        /// a test may.
+        fn taken_once(&self, len: usize) -> Vec<u8> {
+            let state = self.0.state.lock().unwrap();
+            let (state, _) = self
+                .0
+                .opened
+                .wait_timeout_while(state, Duration::from_secs(10), |state| state.1.len() < len)
+                .unwrap();
+            state.1.clone()
+        }
     }
 
     impl Write for Stuck {
@@ -242,6 +276,7 @@ pub(super) mod tests {
                 state = self.0.opened.wait(state).unwrap();
             }
             state.1.extend_from_slice(buf);
+            self.0.opened.notify_all();
             Ok(buf.len())
         }
 
@@ -299,5 +334,30 @@ pub(super) mod tests {
         (&writer).write_all(b"three\n").unwrap();
         drop(guard);
         assert_eq!(writer.dropped_lines(), 3);
+        assert!(writer.failing());
+    }
+
+    #[test]
+    fn a_lone_line_is_written_while_the_writer_runs() {
+        let sink = Stuck::default();
+        sink.open();
+        let (writer, _writing) = log_writer(sink.clone(), 1 << 20).unwrap();
+        (&writer).write_all(b"alone\n").unwrap();
+        // No more lines and no close: the writer must wake for this one.
+        assert_eq!(sink.taken_once(6), b"alone\n");
+        (&writer).write_all(b"later\n").unwrap();
+        assert_eq!(sink.taken_once(12), b"alone\nlater\n");
+        assert!(!writer.failing());
+    }
+
+    #[test]
+    fn lines_logged_while_stderr_is_stuck_follow_once_it_takes_them() {
+        let sink = Stuck::default();
+        let (writer, _writing) = log_writer(sink.clone(), 1 << 20).unwrap();
+        (&writer).write_all(b"first\n").unwrap();
+        (&writer).write_all(b"second\n").unwrap();
+        sink.open();
+        assert_eq!(sink.taken_once(13), b"first\nsecond\n");
+        assert_eq!(writer.dropped_lines(), 0);
     }
 }
