@@ -1,113 +1,9 @@
-//! How response bytes reach HTTP/2: as tonic encoded them, or, for the
-//! story, as messages framed around the story's own bytes.
-//!
-//! tonic encodes each response message into a buffer of its own and hands
-//! HTTP/2 up to 32 KiB of them at a time: the story is copied once there,
-//! before the copy into the socket, and a stream holds that buffer while it
-//! waits. A [`StoryMessage`] is the message's few bytes of framing (the
-//! 5-byte gRPC prefix and the protobuf tags, lengths, offset and version),
-//! around a slice of the story held in memory: nothing of the story is
-//! copied until the socket write (only a call's first message, which
-//! carries the version, is a copy), and a stream whose client is not
-//! reading holds a reference, not a copy.
+//! A story message framed around the story's own bytes ([`StoryMessage`]),
+//! and the messages a stream has ready, as one buffer ([`StoryMessages`]).
 
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes};
-use http_body::{Body, Frame, SizeHint};
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-};
-use tonic::Status;
-
-/// Bytes of a response, ready for HTTP/2.
-#[derive(Debug)]
-pub(crate) enum Chunk {
-    /// As tonic encoded them.
-    Encoded(Bytes),
-    /// Story messages, whole, in order: as many as were ready at once.
-    Story(StoryMessages),
-}
-
-impl Chunk {
-    /// How many whole gRPC messages this is, if it is whole messages.
-    pub(crate) fn messages(&self) -> Option<usize> {
-        match self {
-            Self::Encoded(_) => None,
-            Self::Story(messages) => Some(messages.messages.len()),
-        }
-    }
-}
-
-impl Chunk {
-    /// Takes the first `n` bytes off as a chunk of their own, sharing the
-    /// bytes rather than copying them.
-    pub(crate) fn split_to(&mut self, n: usize) -> Self {
-        match self {
-            Self::Encoded(bytes) => Self::Encoded(bytes.split_to(n)),
-            Self::Story(messages) => Self::Story(messages.split_to(n)),
-        }
-    }
-
-    /// The bytes left of the gRPC message being taken: 0 between messages.
-    /// `original` is the chunk's bytes before any were taken, for tonic's
-    /// chunks, which do not keep count themselves.
-    pub(crate) fn rest_of_message(&self, original: Option<&Bytes>) -> usize {
-        match self {
-            Self::Story(messages) => messages
-                .messages
-                .get(messages.next)
-                .filter(|message| message.taken > 0)
-                .map_or(0, Buf::remaining),
-            Self::Encoded(rest) => {
-                let Some(original) = original else { return 0 };
-                let taken = original.len().saturating_sub(rest.len());
-                // Message after message by their length prefixes, to the
-                // first that ends at or past what was taken.
-                let mut end = 0;
-                while end < taken {
-                    let Some(prefix) = original.get(end + 1..end + 5) else {
-                        return rest.len();
-                    };
-                    let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-                    end += 5 + len as usize;
-                }
-                (end - taken).min(rest.len())
-            }
-        }
-    }
-}
-
-impl Buf for Chunk {
-    fn remaining(&self) -> usize {
-        match self {
-            Self::Encoded(bytes) => bytes.remaining(),
-            Self::Story(messages) => messages.remaining(),
-        }
-    }
-
-    fn chunk(&self) -> &[u8] {
-        match self {
-            Self::Encoded(bytes) => bytes.chunk(),
-            Self::Story(messages) => messages.chunk(),
-        }
-    }
-
-    fn advance(&mut self, cnt: usize) {
-        match self {
-            Self::Encoded(bytes) => bytes.advance(cnt),
-            Self::Story(messages) => messages.advance(cnt),
-        }
-    }
-
-    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        match self {
-            Self::Encoded(bytes) => bytes.chunks_vectored(dst),
-            Self::Story(messages) => messages.chunks_vectored(dst),
-        }
-    }
-}
 
 /// Story messages, one after another, as one buffer.
 #[derive(Debug, Default)]
@@ -130,10 +26,18 @@ impl StoryMessages {
         self.messages.len()
     }
 
+    /// The bytes left of the message being taken: 0 between messages.
+    pub(super) fn rest_of_message(&self) -> usize {
+        self.messages
+            .get(self.next)
+            .filter(|message| message.taken > 0)
+            .map_or(0, Buf::remaining)
+    }
+
     /// Takes the first `n` bytes off, as messages of their own (the last
     /// perhaps the front of one) that share the story's text: nothing is
     /// copied.
-    fn split_to(&mut self, n: usize) -> Self {
+    pub(super) fn split_to(&mut self, n: usize) -> Self {
         assert!(n <= self.remaining, "split past the end of the messages");
         let mut front = Self::default();
         let mut left = n;
@@ -346,60 +250,6 @@ impl Buf for StoryMessage {
     }
 }
 
-/// A response body, as a handler made it.
-pub(crate) enum ResponseBody {
-    /// tonic's encoded messages.
-    Tonic(tonic::body::Body),
-    /// The story's own messages.
-    Story(Pin<Box<dyn Body<Data = Chunk, Error = Status> + Send>>),
-}
-
-impl Default for ResponseBody {
-    fn default() -> Self {
-        Self::Tonic(tonic::body::Body::empty())
-    }
-}
-
-impl std::fmt::Debug for ResponseBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Tonic(_) => f.write_str("ResponseBody::Tonic"),
-            Self::Story(_) => f.write_str("ResponseBody::Story"),
-        }
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Chunk;
-    type Error = Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
-        match self.get_mut() {
-            Self::Tonic(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|frame| frame.map(|frame| frame.map_data(Chunk::Encoded)))),
-            Self::Story(body) => body.as_mut().poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Tonic(body) => body.is_end_stream(),
-            Self::Story(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Tonic(body) => body.size_hint(),
-            Self::Story(body) => body.size_hint(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use assistant_proto::assistant::TellStoryResponse;
@@ -539,7 +389,7 @@ mod tests {
             }
         }
         let mut rest = three_messages();
-        let front = Chunk::Story(rest.split_to(30));
+        let front = crate::wire::Chunk::Story(rest.split_to(30));
         let mut slices = [IoSlice::new(&[]); 8];
         let n = front.chunks_vectored(&mut slices);
         let story_text = three_messages().messages[1].text.as_ptr();
@@ -550,24 +400,13 @@ mod tests {
     }
 
     #[test]
-    fn the_rest_of_a_message_begun_is_known_from_either_kind_of_chunk() {
-        let mut story = Chunk::Story(three_messages());
-        assert_eq!(story.rest_of_message(None), 0);
+    fn the_rest_of_a_message_begun_is_known() {
+        let mut story = three_messages();
+        assert_eq!(story.rest_of_message(), 0);
         let first = three_messages().messages[0].remaining();
         story.advance(3);
-        assert_eq!(story.rest_of_message(None), first - 3);
+        assert_eq!(story.rest_of_message(), first - 3);
         story.advance(first - 3);
-        assert_eq!(story.rest_of_message(None), 0);
-
-        // tonic's: two messages of 2 and 3 bytes.
-        let original = Bytes::from_static(b"\0\0\0\0\x02ab\0\0\0\0\x03cde");
-        let mut encoded = Chunk::Encoded(original.clone());
-        assert_eq!(encoded.rest_of_message(Some(&original)), 0);
-        encoded.advance(4);
-        assert_eq!(encoded.rest_of_message(Some(&original)), 3);
-        encoded.advance(3);
-        assert_eq!(encoded.rest_of_message(Some(&original)), 0);
-        encoded.advance(6);
-        assert_eq!(encoded.rest_of_message(Some(&original)), 2);
+        assert_eq!(story.rest_of_message(), 0);
     }
 }
