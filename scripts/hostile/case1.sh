@@ -18,7 +18,12 @@ check_made_room() {
   "$python" "$attacks/grpc_calls.py" statuses "$srv_port" 5 >"$work/c1b.calls.json"
   timeout 30 "$client_bin" --server "127.0.0.1:$srv_port" --buffer-size 1024 --step-sec 0 \
     >"$work/c1b.client.out" 2>"$work/c1b.client.err" || rc=$?
-  after=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
+  # The log is written by a thread of its own: give the last line a moment.
+  for _ in $(seq 40); do
+    after=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
+    [ $((after - before)) -ge 6 ] && break
+    sleep 0.05
+  done
   cat "$work/c1b.calls.json" "$work/c1b.client.err"
   codes=$(jget "$work/c1b.calls.json" '" ".join(sorted(set(d["codes"])))')
   detail "at the limit after $(($(now_ms) - t0)) ms; grpcio x5: $codes; assistant-client: exit $rc;" \

@@ -3,17 +3,19 @@
 //!
 //! The story logs a line per chunk. tracing-appender's non-blocking writer
 //! hands each line to its thread as an allocation of its own, down a
-//! channel with a slot for each of 128,000 lines (4 MB, set up front); per
-//! line, that was about a fifth of what logging cost a busy server. Here a
-//! line costs a lock and a copy, and the writer thread takes everything
-//! logged since its last write in one swap of buffers.
+//! channel with a slot for each of 128,000 lines (4 MB, set up front). Here
+//! a line costs a lock and a copy, and the writer thread takes everything
+//! logged since its last write in one swap of buffers: at once while lines
+//! come slowly, and on a busy server after letting them gather for a
+//! moment, as waking the thread for every few lines cost more than the
+//! channel did.
 //!
 //! Logging never holds up serving: when the buffer is full, because stderr
 //! is not taking lines, a line is dropped and counted instead.
 //!
-//! Lines wait up to 10 ms ([`GATHER`]) to be written, so something written
-//! to stderr directly (a panic's message) may come out ahead of lines
-//! logged just before it.
+//! On a busy server lines wait up to 10 ms ([`GATHER`]) to be written, so
+//! something written to stderr directly (a panic's message) may come out
+//! ahead of lines logged just before it.
 
 use std::{
     io::{self, Write},
@@ -28,9 +30,13 @@ use std::{
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// How long the writer thread lets lines gather before writing them:
-/// waking it for every line would cost a wake-up per line on a busy server.
+/// How long the writer thread lets lines gather before writing them, once
+/// its last batch was [`BUSY`]: waking it for every few lines would cost a
+/// wake-up per few lines on a busy server.
 const GATHER: Duration = Duration::from_millis(10);
+
+/// A batch this big says lines are coming fast: the next one gathers.
+const BUSY: usize = 4 * 1024;
 
 /// How many bytes of lines are written without waiting for [`GATHER`].
 const BATCH: usize = 128 * 1024;
@@ -96,10 +102,10 @@ impl Queue {
     }
 
     /// Takes every line logged so far in exchange for `batch` (empty):
-    /// waits for a first line, then lets more gather for [`GATHER`] unless
-    /// a [`BATCH`] comes sooner. `false` once the queue is closed and
-    /// empty.
-    fn take(&self, batch: &mut Vec<u8>) -> bool {
+    /// waits for a first line, then, if `gather`, lets more gather for
+    /// [`GATHER`] unless a [`BATCH`] comes sooner. `false` once the queue
+    /// is closed and empty.
+    fn take(&self, batch: &mut Vec<u8>, gather: bool) -> bool {
         let mut state = self.lock();
         while state.lines.is_empty() && !state.closed {
             state.wake_at = 1;
@@ -108,7 +114,7 @@ impl Queue {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        if !state.closed && state.lines.len() < BATCH {
+        if gather && !state.closed && state.lines.len() < BATCH {
             state.wake_at = BATCH;
             state = self
                 .ready
@@ -213,7 +219,9 @@ pub(super) fn log_writer(
 /// The writer thread: writes out whatever has been logged, until closed.
 fn write_lines(queue: &Queue, mut out: impl Write) {
     let mut batch = Vec::new();
-    while queue.take(&mut batch) {
+    let mut gather = false;
+    while queue.take(&mut batch, gather) {
+        gather = batch.len() >= BUSY;
         let failed = out.write_all(&batch).and_then(|()| out.flush()).is_err();
         if failed {
             // Not knowing how much went out, count the batch as lost.
@@ -348,6 +356,19 @@ pub(super) mod tests {
         (&writer).write_all(b"later\n").unwrap();
         assert_eq!(sink.taken_once(12), b"alone\nlater\n");
         assert!(!writer.failing());
+    }
+
+    #[test]
+    fn after_a_busy_batch_a_lone_line_still_comes_once_lines_have_gathered() {
+        let sink = Stuck::default();
+        sink.open();
+        let (writer, _writing) = log_writer(sink.clone(), 1 << 20).unwrap();
+        let busy = [b'x'; BUSY];
+        (&writer).write_all(&busy).unwrap();
+        assert_eq!(sink.taken_once(BUSY).len(), BUSY);
+        // The writer now lets lines gather, for a moment only.
+        (&writer).write_all(b"alone\n").unwrap();
+        assert!(sink.taken_once(BUSY + 6).ends_with(b"alone\n"));
     }
 
     #[test]
