@@ -170,23 +170,12 @@ mod tests {
 
     #[test]
     fn with_colours_on_a_calls_later_lines_name_it_by_number() {
-        use std::sync::{Arc, Mutex};
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(true)
-            .event_format(CallLines)
-            .with_writer({
-                let lines = Arc::clone(&lines);
-                move || Capture(Arc::clone(&lines))
-            })
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged(true, || {
             let span = tracing::info_span!("call", id = 17, method = "/a/B");
             let _entered = span.enter();
             tracing::info!("first");
             tracing::info!("second");
         });
-        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
         let second = text.lines().nth(1).unwrap();
         assert!(second.contains(" call#17: "), "{second:?}");
         assert!(second.len() < 80, "no context repeated: {second:?}");
@@ -207,17 +196,7 @@ mod tests {
 
     #[test]
     fn a_span_inside_another_names_both_from_the_root() {
-        use std::sync::{Arc, Mutex};
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .event_format(CallLines)
-            .with_writer({
-                let lines = Arc::clone(&lines);
-                move || Capture(Arc::clone(&lines))
-            })
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged(false, || {
             let outer = tracing::info_span!("connection", peer = "1.2.3.4:5");
             let _outer = outer.enter();
             let call = tracing::info_span!("call", id = 17);
@@ -225,7 +204,6 @@ mod tests {
             tracing::warn!("first");
             tracing::warn!("second");
         });
-        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert!(
             lines[0].ends_with("  WARN connection{peer=\"1.2.3.4:5\"}: call{id=17}: first"),
@@ -239,17 +217,7 @@ mod tests {
 
     #[test]
     fn explicit_parents_and_lines_outside_spans_read_as_before() {
-        use std::sync::{Arc, Mutex};
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .event_format(CallLines)
-            .with_writer({
-                let lines = Arc::clone(&lines);
-                move || Capture(Arc::clone(&lines))
-            })
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged(false, || {
             tracing::info!("outside");
             let call = tracing::info_span!("call", id = 3);
             let other = tracing::info_span!("other", id = 4);
@@ -257,7 +225,6 @@ mod tests {
             tracing::info!(parent: &call, "to the call");
             tracing::info!(parent: None, "to no span");
         });
-        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
         let lines: Vec<_> = text.lines().map(|line| &line[27..]).collect();
         assert_eq!(
             lines,
@@ -268,6 +235,22 @@ mod tests {
             ],
             "{text}"
         );
+    }
+
+    /// What `log` logs in this format, with colours or without.
+    fn logged(ansi: bool, log: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(ansi)
+            .event_format(CallLines)
+            .with_writer({
+                let lines = Arc::clone(&lines);
+                move || Capture(Arc::clone(&lines))
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        String::from_utf8(lines.lock().unwrap().clone()).unwrap()
     }
 
     struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

@@ -179,7 +179,10 @@ pub fn init_logging(format: LogFormat) -> std::io::Result<LogGuard> {
 mod tests {
     use std::{io::Write, sync::Mutex};
 
-    use super::{writer::tests::Stuck, *};
+    use super::{
+        writer::tests::{Broken, Stuck},
+        *,
+    };
 
     #[test]
     fn a_stuck_sink_drops_and_counts_lines_instead_of_blocking_then_says_so() {
@@ -198,15 +201,7 @@ mod tests {
         assert!(dropped.counter.dropped_lines() >= 42);
         sink.open();
 
-        let said = Arc::new(Mutex::new(Vec::new()));
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer({
-                let said = Arc::clone(&said);
-                move || Said(Arc::clone(&said))
-            })
-            .finish();
-        tracing::subscriber::with_default(subscriber, || dropped.report_any());
-        let said = String::from_utf8(said.lock().unwrap().clone()).unwrap();
+        let said = said_by(|| dropped.report_any());
         let count = dropped.counter.dropped_lines();
         assert!(
             said.contains(&format!("{count} log lines were dropped")),
@@ -218,15 +213,6 @@ mod tests {
 
     #[test]
     fn nothing_is_said_of_dropped_lines_while_stderr_is_failing() {
-        struct Broken;
-        impl Write for Broken {
-            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-                Err(std::io::ErrorKind::BrokenPipe.into())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let (writer, writing) = log_writer(Broken, 1 << 20).unwrap();
         writeln!(&writer, "lost").unwrap();
         drop(writing);
@@ -235,6 +221,13 @@ mod tests {
             reported: 0,
         };
         assert_eq!(dropped.counter.dropped_lines(), 1);
+        let said = said_by(|| dropped.report_any());
+        assert!(said.is_empty(), "a report no one can read: {said}");
+        assert_eq!(dropped.reported, 0, "reported once stderr works again");
+    }
+
+    /// What `log` logs in tracing's default format.
+    fn said_by(log: impl FnOnce()) -> String {
         let said = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::fmt()
             .with_writer({
@@ -242,9 +235,8 @@ mod tests {
                 move || Said(Arc::clone(&said))
             })
             .finish();
-        tracing::subscriber::with_default(subscriber, || dropped.report_any());
-        assert!(said.lock().unwrap().is_empty(), "a report no one can read");
-        assert_eq!(dropped.reported, 0, "reported once stderr works again");
+        tracing::subscriber::with_default(subscriber, log);
+        String::from_utf8(said.lock().unwrap().clone()).unwrap()
     }
 
     /// Collects what a subscriber writes.

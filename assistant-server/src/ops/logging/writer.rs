@@ -293,6 +293,19 @@ pub(super) mod tests {
         }
     }
 
+    /// A sink that fails every write, as a pipe whose reader is gone.
+    pub(in super::super) struct Broken;
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn lines_from_many_threads_come_out_whole_and_in_each_threads_order() {
         let sink = Stuck::default();
@@ -328,15 +341,6 @@ pub(super) mod tests {
 
     #[test]
     fn a_failing_sink_counts_its_lines_dropped() {
-        struct Broken;
-        impl Write for Broken {
-            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-                Err(io::ErrorKind::BrokenPipe.into())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
         let (writer, guard) = log_writer(Broken, 1 << 20).unwrap();
         (&writer).write_all(b"one\ntwo\n").unwrap();
         (&writer).write_all(b"three\n").unwrap();

@@ -28,12 +28,7 @@ async fn connections_past_the_cap_or_silent_past_the_handshake_timeout_are_close
     assert!(closed_by_server(first).await);
     assert!(closed_by_server(second).await);
     // Their slots are free again.
-    let page = send(
-        web,
-        Version::HTTP_11,
-        Request::get("http://web/").body(Full::default()).unwrap(),
-    )
-    .await;
+    let page = the_page(web).await;
     assert_eq!(page.status(), StatusCode::OK);
     server.stop().await.unwrap();
 }

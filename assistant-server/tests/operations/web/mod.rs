@@ -60,6 +60,16 @@ async fn send(
     Response::from_parts(parts, body)
 }
 
+/// The page, over HTTP/1.1.
+async fn the_page(web: SocketAddr) -> Response<Bytes> {
+    send(
+        web,
+        Version::HTTP_11,
+        Request::get("http://web/").body(Full::default()).unwrap(),
+    )
+    .await
+}
+
 /// A gRPC-Web request for `path` with one message, as browsers send it.
 fn grpc_web(path: &str, message: &impl Message) -> Request<Full<Bytes>> {
     let encoded = message.encode_to_vec();
@@ -119,12 +129,7 @@ fn story_text(messages: &[Bytes]) -> Vec<u8> {
 #[tokio::test]
 async fn the_page_and_its_script_are_served_with_a_strict_policy() {
     let (server, web) = web_server(fast_config()).await;
-    let page = send(
-        web,
-        Version::HTTP_11,
-        Request::get("http://web/").body(Full::default()).unwrap(),
-    )
-    .await;
+    let page = the_page(web).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(
         page.headers()[header::CONTENT_TYPE],
