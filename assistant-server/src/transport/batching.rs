@@ -9,11 +9,10 @@
 //! [`Batching`] copies writes into a buffer of up to [`BATCH`] bytes and
 //! sends them when the buffer is full, or when a flush finds that nothing
 //! was written since the last one. A flush that comes straight after new
-//! writes is put off: it asks for the task to be woken once its worker
-//! thread has run the other tasks ready on it, and reports success, so that
-//! those tasks' frames join the batch, and the task's next flush, with
-//! nothing new, sends it. A frame is held back for at most one more turn of
-//! the task, or [`MAX_DEFERRALS`] flushes under a steady trickle.
+//! writes is put off: it wakes the task and reports success, so that
+//! HTTP/2 goes on to queue its next frames, and the task's next flush, with
+//! nothing new, sends the batch. A frame is held back for at most one more
+//! turn of the task, or [`MAX_DEFERRALS`] flushes under a steady trickle.
 //!
 //! # What it relies on
 //! That the writer flushes again when its task is woken. h2 0.4 does:
@@ -205,7 +204,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batching<T> {
             // sure a later flush comes even if none do.
             this.fresh = false;
             this.deferrals += 1;
-            wake_after_the_rest(cx);
+            cx.waker().wake_by_ref();
             return Poll::Ready(Ok(()));
         }
         this.fresh = false;
@@ -218,18 +217,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batching<T> {
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
-}
-
-/// Wakes the task once its worker thread has run the other tasks ready on
-/// it, without calling on another thread to take it: tokio's `yield_now`,
-/// polled once. A task that wakes itself is queued as a yield, and the
-/// runtime wakes an idle worker to come and steal it; at a call at a time,
-/// that was a wake-up of the other thread, and often the connection moving
-/// to it, for every call.
-fn wake_after_the_rest(cx: &mut Context<'_>) {
-    let yielded = std::pin::pin!(tokio::task::yield_now());
-    // Pending: the waker is kept until the worker runs out of other work.
-    let _ = yielded.poll(cx);
 }
 
 #[cfg(test)]
