@@ -13,6 +13,16 @@ pub struct Escaped<'a>(pub &'a [u8]);
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
+        // Printable ASCII, which most text is, is written as it is. The
+        // check looks at every byte without stopping early, so that the
+        // compiler can make it a few wide compares.
+        let printable = self
+            .0
+            .iter()
+            .fold(true, |all, &b| all & (b' '..=b'~').contains(&b));
+        if printable && let Ok(text) = std::str::from_utf8(self.0) {
+            return f.write_str(text);
+        }
         for chunk in self.0.utf8_chunks() {
             // Runs without control characters are written whole.
             let mut rest = chunk.valid();

@@ -36,8 +36,8 @@ use super::timestamp::timestamp;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CallLines;
 
-/// Marks a call whose fields have been printed once, with the number the
-/// later lines name it by, if its fields have one.
+/// Marks a call whose fields have been printed once, with what its later
+/// lines name it by (`call#17: `), if its fields have a number.
 struct Introduced(Option<String>);
 
 impl<S, N> FormatEvent<S, N> for CallLines
@@ -89,24 +89,23 @@ where
 {
     let number = {
         let extensions = span.extensions();
+        let introduced = extensions.get::<Introduced>();
+        if let Some(Introduced(Some(prefix))) = introduced {
+            return writer.write_str(prefix);
+        }
         let fields = extensions
             .get::<FormattedFields<N>>()
             .map_or("", |f| f.fields.as_str());
         writer.write_str(span.name())?;
-        match extensions.get::<Introduced>() {
-            Some(Introduced(Some(id))) => {
-                writer.write_char('#')?;
-                writer.write_str(id)?;
-                writer.write_str(": ")?;
-                None
-            }
+        match introduced {
+            Some(Introduced(Some(_))) => None,
             Some(Introduced(None)) => {
                 write!(writer, "{{{fields}}}: ")?;
                 None
             }
             None => {
                 write!(writer, "{{{fields}}}: ")?;
-                Some(call_number(fields))
+                Some(call_number(fields).map(|id| format!("{}#{id}: ", span.name())))
             }
         }
     };
