@@ -47,11 +47,7 @@ fn main() -> anyhow::Result<()> {
             info!("Start streaming {}", "alice.txt");
             for chunk in 0..CHUNKS {
                 let at = (chunk * 7) % (text.len() - 10);
-                info!(
-                    "Read {} bytes: {} ...",
-                    1024,
-                    Escaped(&text[at..at + 10])
-                );
+                info!("Read {} bytes: {} ...", 1024, Escaped(&text[at..at + 10]));
             }
             info!("[EOF]");
             info!("Finishes streaming alice.txt for Peter S from SUSTech.");
