@@ -68,12 +68,12 @@ impl Percentiles {
 /// One caller's tallies, merged at the end.
 pub(super) struct Tally {
     pub(super) ok: u64,
-    pub(super) failed: u64,
+    failed: u64,
     pub(super) text_bytes: u64,
     pub(super) messages: u64,
     pub(super) first_message: Histogram<u64>,
     pub(super) whole_call: Histogram<u64>,
-    pub(super) errors: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
 }
 
 impl Tally {

@@ -107,21 +107,26 @@ fn write_message(writer: &mut Writer<'_>, value: &dyn fmt::Debug) -> fmt::Result
     thread_local! {
         static MESSAGE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
-    MESSAGE.with(|buffer| {
+    let buffered = MESSAGE.try_with(|buffer| {
         // A message whose formatting logs comes back here with the buffer
         // taken: it is escaped as it is written instead.
-        let Ok(mut buffer) = buffer.try_borrow_mut() else {
-            return write!(Sanitizing(writer), "{value:?}");
-        };
+        let mut buffer = buffer.try_borrow_mut().ok()?;
         buffer.clear();
-        write!(buffer, "{value:?}")?;
-        let written = Sanitizing(writer).write_str(&buffer);
+        let written = match write!(buffer, "{value:?}") {
+            Ok(()) => Sanitizing(&mut *writer).write_str(&buffer),
+            Err(error) => Err(error),
+        };
         // A rare long message should not stay allocated with the thread.
         if buffer.capacity() > MESSAGE_KEPT {
             *buffer = String::new();
         }
-        written
-    })
+        Some(written)
+    });
+    match buffered {
+        Ok(Some(written)) => written,
+        // Taken, or gone with a thread that is exiting.
+        Ok(None) | Err(_) => write!(Sanitizing(writer), "{value:?}"),
+    }
 }
 
 /// Escapes what tracing's formatter escapes in a message, so that it
