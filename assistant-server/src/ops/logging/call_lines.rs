@@ -96,18 +96,11 @@ where
         let fields = extensions
             .get::<FormattedFields<N>>()
             .map_or("", |f| f.fields.as_str());
-        writer.write_str(span.name())?;
-        match introduced {
-            Some(Introduced(Some(_))) => None,
-            Some(Introduced(None)) => {
-                write!(writer, "{{{fields}}}: ")?;
-                None
-            }
-            None => {
-                write!(writer, "{{{fields}}}: ")?;
-                Some(call_number(fields).map(|id| format!("{}#{id}: ", span.name())))
-            }
-        }
+        write!(writer, "{}{{{fields}}}: ", span.name())?;
+        // Marked the first time: a span without a number keeps its fields.
+        introduced
+            .is_none()
+            .then(|| call_number(fields).map(|id| format!("{}#{id}: ", span.name())))
     };
     if let Some(number) = number {
         span.extensions_mut().insert(Introduced(number));
@@ -231,6 +224,25 @@ mod tests {
                 "  INFO outside",
                 "  INFO call{id=3}: to the call",
                 "  INFO to no span"
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_span_without_a_number_names_its_fields_on_every_line() {
+        let text = logged(false, || {
+            let span = tracing::info_span!("health", service = "assistant");
+            let _entered = span.enter();
+            tracing::info!("first");
+            tracing::info!("second");
+        });
+        let lines: Vec<_> = text.lines().map(|line| &line[27..]).collect();
+        assert_eq!(
+            lines,
+            [
+                "  INFO health{service=\"assistant\"}: first",
+                "  INFO health{service=\"assistant\"}: second"
             ],
             "{text}"
         );
