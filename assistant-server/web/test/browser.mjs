@@ -14,7 +14,7 @@
 // target/debug/assistant-server); CHROMIUM the browser (/usr/bin/chromium).
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,6 +34,8 @@ const CANCELLED = "Stream cancelled by server. Exiting gracefully.";
 
 let failures = 0;
 const servers = [];
+// Removed at the end, whatever happens.
+const scratch = mkdtempSync(join(tmpdir(), "assistant-web-"));
 
 function check(name, ok, detail = "") {
   console.log(`${ok ? "PASS" : "FAIL"} ${name}${ok || !detail ? "" : `: ${detail}`}`);
@@ -107,10 +109,9 @@ try {
   check("the server's CANCELLED ending is shown", (await text(page, "status")) === CANCELLED, await text(page, "status"));
 
   // 3. UTF-8 split across chunks, and markup, shown whole and as text.
-  const dir = mkdtempSync(join(tmpdir(), "assistant-web-"));
   const tricky = "Zoë's café: ½ 東京 🦀 <b>not bold</b> & <script>alert(1)</script>\n".repeat(20);
-  writeFileSync(join(dir, "tricky.txt"), tricky);
-  const split = await startServer(["--think-time", "0", "--chunk-delay", "0", "--chunk-size", "5", "--story", join(dir, "tricky.txt")]);
+  writeFileSync(join(scratch, "tricky.txt"), tricky);
+  const split = await startServer(["--think-time", "0", "--chunk-delay", "0", "--chunk-size", "5", "--story", join(scratch, "tricky.txt")]);
   await page.goto(`${split.url}?autostart=1&buffer_size=3&step_sec=0&user_name=Zoë&institution=${encodeURIComponent("<i>U</i>")}`);
   await until(async () => (await text(page, "status")) !== "");
   const shown = await text(page, "story");
@@ -162,6 +163,7 @@ try {
 } finally {
   await browser.close();
   for (const server of servers) server.child.kill("SIGTERM");
+  rmSync(scratch, { recursive: true, force: true });
 }
 
 console.log(failures === 0 ? "All browser checks passed." : `${failures} browser check(s) failed.`);
