@@ -311,27 +311,50 @@ async fn shutdown_ends_calls_in_flight_with_unavailable_after_their_bytes() {
 async fn the_direct_story_path_sends_the_bytes_tonic_would() {
     // With --compress-responses, stories go through tonic's encoder (to a
     // client that accepts no compression, uncompressed); without it,
-    // through the server's own framing. On the wire, the same bytes.
-    let request = b"\x00\x00\x00\x00\x12\x0a\x07Peter S\x12\x07SUSTech";
-    let mut answers = Vec::new();
+    // through the server's own framing, shared by calls whose greetings
+    // are as long. On the wire, the same bytes: for greetings of two
+    // lengths, each asked for twice, so that the second call of each takes
+    // its chunks' framing from the first.
+    fn request(user_name: &str, institution: &str) -> Vec<u8> {
+        let mut message = vec![0x0a, user_name.len() as u8];
+        message.extend_from_slice(user_name.as_bytes());
+        message.extend_from_slice(&[0x12, institution.len() as u8]);
+        message.extend_from_slice(institution.as_bytes());
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        framed
+    }
+    let requests = [request("Peter S", "SUSTech"), request("Zoë", "U")];
+    let mut answers = vec![Vec::new(); requests.len()];
     for compress_responses in [false, true] {
         let config = Config {
             compress_responses,
             ..fast_config()
         };
         let server = TestServer::start(config).await.unwrap();
-        let (status, headers, body) = assistant_test_support::raw::h2_call_with(
-            &server,
-            "/assistant.AssistantService/TellStory",
-            &[],
-            &request[..],
-            true,
-        )
-        .await;
-        assert_eq!(status, Code::Cancelled as i32);
-        assert_eq!(headers["content-type"], "application/grpc");
-        answers.push(body);
+        for _ in 0..2 {
+            for (request, answers) in requests.iter().zip(&mut answers) {
+                let (status, headers, body) = assistant_test_support::raw::h2_call_with(
+                    &server,
+                    "/assistant.AssistantService/TellStory",
+                    &[],
+                    request.clone(),
+                    true,
+                )
+                .await;
+                assert_eq!(status, Code::Cancelled as i32);
+                assert_eq!(headers["content-type"], "application/grpc");
+                answers.push(body);
+            }
+        }
     }
-    assert!(answers[0].len() > ALICE.len());
-    assert!(answers[0] == answers[1], "the two paths' bytes differ");
+    for answers in &answers {
+        assert!(answers[0].len() > ALICE.len());
+        assert!(
+            answers.iter().all(|answer| *answer == answers[0]),
+            "the two paths' bytes differ"
+        );
+    }
+    assert_ne!(answers[0][0], answers[1][0], "the greetings differ");
 }

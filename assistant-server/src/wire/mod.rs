@@ -10,7 +10,12 @@
 //! copied until the socket write (only a call's first message, which
 //! carries the version, is a copy), and a stream whose client is not
 //! reading holds a reference, not a copy.
+//!
+//! Calls whose chunk messages are the same bytes (the same story, chunk
+//! size and greeting length) share them, framed once ([`Framing`]): a run
+//! of them is one slice of one buffer.
 
+mod framing;
 mod story;
 
 use std::{
@@ -23,12 +28,13 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use tonic::Status;
 
+pub(crate) use self::framing::{DEFAULT_BUDGET as FRAMINGS_BUDGET, Framing, Framings};
 pub(crate) use self::story::{StoryMessage, StoryMessages};
 
 /// Bytes of a response, ready for HTTP/2.
 #[derive(Debug)]
 pub(crate) enum Chunk {
-    /// As tonic encoded them.
+    /// Whole messages, encoded: by tonic, or a run of a [`Framing`].
     Encoded(Bytes),
     /// Story messages, whole, in order: as many as were ready at once.
     Story(StoryMessages),

@@ -109,6 +109,9 @@ const HEAD: usize = 11;
 /// The most framing after it: the offset's tag and value (1 + 10).
 const TAIL: usize = 11;
 
+/// The most framing around a message's text, without a version.
+pub(super) const MAX_FRAMING: usize = HEAD + TAIL;
+
 /// The longest version a message can carry.
 pub(crate) const MAX_VERSION: usize = 64;
 

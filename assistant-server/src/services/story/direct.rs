@@ -1,12 +1,14 @@
 //! `TellStory` answered directly: the request read and checked as tonic
 //! would, and the response as [`StoryMessage`]s, each framed around a
-//! slice of the story with nothing copied but a call's first message
+//! slice of the story with nothing copied but a call's first message, or
+//! as runs of the story's chunk messages framed once for calls alike
 //! (see [`crate::wire`]).
 //!
 //! Only the transport's side differs from tonic's: the same checks, the
 //! same statuses, the same bytes on the wire (a test compares them).
 
 use std::{
+    ops::Range,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -21,7 +23,10 @@ use tonic::{
 };
 use tonic_prost::ProstCodec;
 
-use super::{Assistant, telling::Pieces};
+use super::{
+    Assistant,
+    telling::{Piece, Pieces},
+};
 use crate::{
     call::{CallContext, MAX_REQUEST_BYTES},
     wire::{Chunk, ResponseBody, StoryMessage, StoryMessages},
@@ -74,9 +79,11 @@ async fn answer(
         .try_next()
         .await?
         .ok_or_else(|| Status::internal("Missing request message."))?;
-    let telling = assistant.begin(call, message).await?;
+    let mut telling = assistant.begin(call, message).await?;
+    telling.share_framing(&assistant.framings);
     Ok(StoryBody {
         pieces: telling.into_pieces(),
+        held: None,
         ending: None,
         done: false,
     })
@@ -111,6 +118,8 @@ const FRAME: usize = 16 * 1024;
 /// The story's messages, then trailers with the call's status.
 struct StoryBody {
     pieces: Pieces,
+    /// A piece that could not join the last frame, for the next.
+    held: Option<Piece>,
     /// The status that ends the call, once the messages before it are out.
     ending: Option<Status>,
     done: bool,
@@ -143,14 +152,29 @@ impl Body for StoryBody {
         // Every message ready now goes in one frame, up to FRAME bytes:
         // HTTP/2 frames and the work per frame are few, and none of it is
         // more than flow control lets out (the transport waits for room
-        // before it takes the next frame).
+        // before it takes the next frame). A frame is either messages
+        // framed here, or one run of the shared framing's.
         let mut messages = StoryMessages::default();
-        while messages.remaining() < FRAME {
-            match Pin::new(&mut this.pieces).poll_next(cx) {
-                Poll::Ready(Some(Ok(piece))) => {
-                    let version = piece.version.as_deref().unwrap_or_default();
-                    messages.push(StoryMessage::new(piece.text, piece.offset, version));
-                }
+        let mut run: Option<Range<usize>> = None;
+        while run.as_ref().map_or(messages.remaining(), Range::len) < FRAME {
+            let polled = match this.held.take() {
+                Some(piece) => Poll::Ready(Some(Ok(piece))),
+                None => Pin::new(&mut this.pieces).poll_next(cx),
+            };
+            match polled {
+                Poll::Ready(Some(Ok(piece))) => match (&mut run, &piece.framed) {
+                    (Some(run), Some(framed)) if run.end == framed.start => run.end = framed.end,
+                    (None, Some(framed)) if messages.len() == 0 => run = Some(framed.clone()),
+                    (None, None) => {
+                        let version = piece.version.as_deref().unwrap_or_default();
+                        messages.push(StoryMessage::new(piece.text, piece.offset, version));
+                    }
+                    // Not of a kind with the frame: it starts the next.
+                    _ => {
+                        this.held = Some(piece);
+                        break;
+                    }
+                },
                 Poll::Ready(Some(Err(status))) => {
                     this.ending = Some(status);
                     break;
@@ -159,9 +183,18 @@ impl Body for StoryBody {
                     this.ending = Some(Status::ok(""));
                     break;
                 }
-                Poll::Pending if messages.len() == 0 => return Poll::Pending,
+                Poll::Pending if messages.len() == 0 && run.is_none() => return Poll::Pending,
                 Poll::Pending => break,
             }
+        }
+        if let Some(run) = run {
+            // Pieces point into a framing only when the telling has one.
+            let Some(framing) = this.pieces.framing() else {
+                return Poll::Ready(Some(Err(Status::internal(
+                    "the story's framing is missing",
+                ))));
+            };
+            return Poll::Ready(Some(Ok(Frame::data(Chunk::Encoded(framing.slice(run))))));
         }
         if messages.len() == 0 {
             // The story ended with nothing ready before its status.

@@ -30,6 +30,7 @@ use crate::{
     call::CallContext,
     config::{Config, Finish},
     library::Library,
+    wire::{FRAMINGS_BUDGET, Framings},
 };
 
 /// The story-telling service. Cheap to clone: every call shares the
@@ -38,6 +39,8 @@ use crate::{
 pub(crate) struct Assistant {
     library: Library,
     pacing: Pacing,
+    /// The chunk messages of stories told, framed once for calls alike.
+    framings: Framings,
 }
 
 /// The settings that shape one call's stream.
@@ -60,6 +63,7 @@ impl Assistant {
                 chunk_delay: config.chunk_delay,
                 finish: config.finish,
             },
+            framings: Framings::new(FRAMINGS_BUDGET),
         }
     }
 
@@ -109,6 +113,7 @@ impl Assistant {
             resume_from,
             user_name,
             institution,
+            framing: None,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use std::{
     future::Future,
+    ops::Range,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -18,7 +19,12 @@ use tonic::Status;
 use tracing::info;
 
 use super::Pacing;
-use crate::{call::CallContext, config::Finish, library::Story};
+use crate::{
+    call::CallContext,
+    config::Finish,
+    library::Story,
+    wire::{Framing, Framings},
+};
 
 /// How many bytes of each chunk the `Read ...` log line shows.
 const PREVIEW_BYTES: usize = 10;
@@ -35,6 +41,9 @@ pub(super) struct Piece {
     pub(super) offset: u64,
     /// On the call's first message only: which text this is.
     pub(super) version: Option<Arc<str>>,
+    /// Where the message lies in the telling's [`Framing`], if it is
+    /// there: [`Pieces::framing`].
+    pub(super) framed: Option<Range<usize>>,
 }
 
 /// One call's story: the byte sequence greeting + story + ending, sent
@@ -48,6 +57,9 @@ pub(super) struct Telling {
     pub(super) resume_from: u64,
     pub(super) user_name: String,
     pub(super) institution: String,
+    /// The story's chunk messages for this call, framed already, if they
+    /// are kept: see [`Telling::share_framing`].
+    pub(super) framing: Option<Arc<Framing>>,
 }
 
 impl Telling {
@@ -69,6 +81,17 @@ impl Telling {
             pause: Pause::None,
             timer: None,
         }
+    }
+
+    /// Takes the story's chunk messages, for this call's offsets and chunk
+    /// size, from `framings`, framed already, if they are kept there or
+    /// there is room to keep them.
+    pub(super) fn share_framing(&mut self, framings: &Framings) {
+        self.framing = framings.get(
+            self.story.text(),
+            self.greeting.len() as u64,
+            self.pacing.chunk_size,
+        );
     }
 
     /// The pieces as messages, for tonic to encode.
@@ -177,7 +200,17 @@ impl Pieces {
                         Escaped(&text[..text.len().min(PREVIEW_BYTES)])
                     );
                     self.pause = Pause::Owed(telling.pacing.chunk_delay);
-                    return Some(Ok(self.piece(text, from)));
+                    // A whole chunk, after the first message (which carries
+                    // the version), is framed already.
+                    let framed = match &telling.framing {
+                        Some(framing) if from == start && self.version.is_none() => {
+                            framing.message(((start - story_start) / size) as usize)
+                        }
+                        _ => None,
+                    };
+                    let mut piece = self.piece(text, from);
+                    piece.framed = framed;
+                    return Some(Ok(piece));
                 }
                 Next::Ending => {
                     self.next = Next::Finish;
@@ -210,7 +243,13 @@ impl Pieces {
             text,
             offset,
             version: self.version.take(),
+            framed: None,
         }
+    }
+
+    /// The framed messages that pieces' [`Piece::framed`] point into.
+    pub(super) fn framing(&self) -> Option<&Bytes> {
+        self.telling.framing.as_deref().map(Framing::bytes)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use assistant_proto::sequence;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
@@ -25,6 +25,7 @@ fn telling(story: Story, chunk_size: usize, resume_from: u64, finish: Finish) ->
         resume_from,
         user_name: "Peter S".into(),
         institution: "SUSTech".into(),
+        framing: None,
     }
 }
 
@@ -145,4 +146,30 @@ async fn an_empty_story_is_the_greeting_and_the_ending() {
     let texts: Vec<&[u8]> = pieces.iter().map(|(_, p)| p.text.as_ref()).collect();
     let greeting = sequence::greeting("Peter S", "SUSTech");
     assert_eq!(texts, [greeting.as_bytes(), sequence::ENDING.as_bytes()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn whole_chunks_after_the_first_message_are_the_shared_framings_bytes() {
+    let story = Story::alice();
+    let greeting = sequence::greeting("Peter S", "SUSTech").len() as u64;
+    let framings = Framings::new(crate::wire::FRAMINGS_BUDGET);
+    // From the start every chunk is framed already; resumed mid-chunk,
+    // the first message (a chunk's rest, with the version) is not.
+    for (resume_from, expected) in [(0, 142), (greeting + 1500, 140)] {
+        let mut telling = telling(story.clone(), 1024, resume_from, Finish::Ok);
+        telling.share_framing(&framings);
+        let mut pieces = telling.into_pieces();
+        let mut framed = 0;
+        while let Some(piece) = pieces.next().await {
+            let piece = piece.expect("a piece");
+            let Some(range) = piece.framed else { continue };
+            assert!(piece.version.is_none(), "from {resume_from}");
+            let mut one = crate::wire::StoryMessage::new(piece.text, piece.offset, "");
+            let one = one.copy_to_bytes(one.remaining());
+            let framing = pieces.framing().expect("a framing");
+            assert_eq!(framing[range], one[..], "from {resume_from}");
+            framed += 1;
+        }
+        assert_eq!(framed, expected, "from {resume_from}");
+    }
 }
