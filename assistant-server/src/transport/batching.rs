@@ -33,6 +33,11 @@
 //! frames for one vectored write instead. When h2 coalesces DATA frames
 //! itself, this layer has nothing left to do and should be removed.
 //!
+//! A slice of a buffer that many streams send from (a story's framing,
+//! see [`crate::wire::Framing`]) is taken by reference instead, and the
+//! batch goes out as one vectored write: a run of a story's messages is
+//! then copied once, by the kernel, as a file server's would be.
+//!
 //! Every byte taken is also read by a [`FrameReader`], which tells the
 //! connection's [`StreamEnds`] when a stream's last frame has left HTTP/2.
 //!
@@ -47,6 +52,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ends::{FrameReader, StreamEnds};
@@ -54,6 +60,15 @@ use super::ends::{FrameReader, StreamEnds};
 /// How many bytes are gathered before they are written (loopback's
 /// largest segment); a single write this large goes straight through.
 pub(super) const BATCH: usize = 64 * 1024;
+
+/// The shortest slice looked up among the shared buffers: a story's runs
+/// are about 16 KiB, and a paced story's messages, which are not in one,
+/// about 1 KiB.
+const SHARED_MIN: usize = 4096;
+
+/// The most slices one vectored write takes: a batch of shared runs has
+/// about ten.
+const MAX_SLICES: usize = 64;
 
 /// How many flushes in a row may be put off while new frames keep coming,
 /// which bounds how long a frame waits under a steady trickle of writes.
@@ -63,8 +78,12 @@ pub(super) const MAX_DEFERRALS: u8 = 8;
 #[derive(Debug)]
 pub(super) struct Batching<T> {
     io: T,
-    /// Bytes accepted but not yet written; `out[written..]` are still due.
+    /// Bytes accepted and copied.
     out: Vec<u8>,
+    /// Bytes accepted by reference, each with where it goes in `out`.
+    shared: Vec<(usize, Bytes)>,
+    /// The batch's length, copied and shared, and how much is written.
+    len: usize,
     written: usize,
     /// Whether bytes were accepted since the last flush.
     fresh: bool,
@@ -83,6 +102,8 @@ impl<T> Batching<T> {
         Self {
             io,
             out: Vec::new(),
+            shared: Vec::new(),
+            len: 0,
             written: 0,
             fresh: false,
             deferrals: 0,
@@ -93,15 +114,66 @@ impl<T> Batching<T> {
 
     /// How many accepted bytes have not reached the wrapped object yet.
     pub(super) fn buffered(&self) -> usize {
-        self.out.len() - self.written
+        self.len - self.written
     }
+
+    /// Takes `buf` into the batch: by reference if it lies in a shared
+    /// buffer, copied if not.
+    fn take(&mut self, buf: &[u8]) {
+        match (buf.len() >= SHARED_MIN)
+            .then(|| crate::wire::find_shared(buf))
+            .flatten()
+        {
+            Some(shared) => self.shared.push((self.out.len(), shared)),
+            None => self.out.extend_from_slice(buf),
+        }
+        self.len += buf.len();
+    }
+}
+
+/// The unwritten bytes of a batch, `out` with `shared` in their places,
+/// as slices into `dst`: how many.
+fn unwritten<'a>(
+    out: &'a [u8],
+    shared: &'a [(usize, Bytes)],
+    written: usize,
+    dst: &mut [io::IoSlice<'a>],
+) -> usize {
+    let copied_from = |i: usize| if i == 0 { 0 } else { shared[i - 1].0 };
+    let last = copied_from(shared.len());
+    let pieces = shared
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (to, bytes))| [&out[copied_from(i)..*to], &bytes[..]])
+        .chain(std::iter::once(&out[last..]));
+    let mut skip = written;
+    let mut filled = 0;
+    for piece in pieces {
+        if filled == dst.len() {
+            break;
+        }
+        if skip >= piece.len() {
+            skip -= piece.len();
+            continue;
+        }
+        dst[filled] = io::IoSlice::new(&piece[skip..]);
+        skip = 0;
+        filled += 1;
+    }
+    filled
 }
 
 impl<T: AsyncWrite + Unpin> Batching<T> {
     /// Writes out everything buffered.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.out.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))?;
+        while self.written < self.len {
+            let n = if self.shared.is_empty() {
+                ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))?
+            } else {
+                let mut slices = [io::IoSlice::new(&[]); MAX_SLICES];
+                let filled = unwritten(&self.out, &self.shared, self.written, &mut slices);
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..filled]))?
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -110,6 +182,8 @@ impl<T: AsyncWrite + Unpin> Batching<T> {
         // Freed rather than kept: an idle connection should cost nothing,
         // and one allocation per batch is noise next to the write.
         self.out = Vec::new();
+        self.shared = Vec::new();
+        self.len = 0;
         self.written = 0;
         self.deferrals = 0;
         Poll::Ready(Ok(()))
@@ -119,7 +193,7 @@ impl<T: AsyncWrite + Unpin> Batching<T> {
     /// buffered, `Ready(false)` if they are a batch on their own and
     /// should go straight to the wrapped object.
     fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<bool>> {
-        if self.out.len() + len > BATCH {
+        if self.len + len > BATCH {
             ready!(self.poll_drain(cx))?;
         }
         if len >= BATCH {
@@ -162,7 +236,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batching<T> {
             return Poll::Ready(Ok(n));
         }
         this.frames.read(buf, &this.ends);
-        this.out.extend_from_slice(buf);
+        this.take(buf);
         this.fresh = true;
         Poll::Ready(Ok(buf.len()))
     }
@@ -186,14 +260,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batching<T> {
         }
         for buf in bufs {
             this.frames.read(buf, &this.ends);
-            this.out.extend_from_slice(buf);
+            this.take(buf);
         }
         this.fresh = true;
         Poll::Ready(Ok(len))
     }
 
     fn is_write_vectored(&self) -> bool {
-        // Slices are copied into the batch, however many there are.
+        // Slices are taken into the batch, however many there are.
         true
     }
 

@@ -15,7 +15,7 @@ use std::{
 
 use bytes::{Buf, Bytes};
 
-use super::{StoryMessage, story::MAX_FRAMING};
+use super::{StoryMessage, shared::Registered, story::MAX_FRAMING};
 
 /// The bytes a [`Framings`] cache keeps by default: about 28 framings of
 /// `alice.txt`.
@@ -31,7 +31,8 @@ pub(crate) struct Framing {
     text: Bytes,
     story_start: u64,
     chunk_size: usize,
-    bytes: Bytes,
+    /// Registered, so that write batching sends runs of it by reference.
+    bytes: Registered,
     /// Where each message starts in `bytes`, and, last, the end.
     starts: Vec<usize>,
 }
@@ -60,7 +61,7 @@ impl Framing {
             text,
             story_start,
             chunk_size,
-            bytes: Bytes::from(bytes),
+            bytes: Registered::new(Bytes::from(bytes)),
             starts,
         }
     }
@@ -81,12 +82,12 @@ impl Framing {
 
     /// All the messages, framed.
     pub(crate) fn bytes(&self) -> &Bytes {
-        &self.bytes
+        self.bytes.bytes()
     }
 
     /// The memory it holds, text included.
     fn held(&self) -> usize {
-        self.text.len() + self.bytes.len() + self.starts.len() * size_of::<usize>()
+        self.text.len() + self.bytes().len() + self.starts.len() * size_of::<usize>()
     }
 }
 

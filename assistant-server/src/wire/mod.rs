@@ -16,6 +16,7 @@
 //! of them is one slice of one buffer.
 
 mod framing;
+mod shared;
 mod story;
 
 use std::{
@@ -29,6 +30,9 @@ use http_body::{Body, Frame, SizeHint};
 use tonic::Status;
 
 pub(crate) use self::framing::{DEFAULT_BUDGET as FRAMINGS_BUDGET, Framing, Framings};
+#[cfg(test)]
+pub(crate) use self::shared::Registered;
+pub(crate) use self::shared::find as find_shared;
 pub(crate) use self::story::{StoryMessage, StoryMessages};
 
 /// Bytes of a response, ready for HTTP/2.

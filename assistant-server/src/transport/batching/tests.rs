@@ -235,3 +235,39 @@ fn a_socket_that_takes_zero_bytes_is_an_error() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+#[test]
+fn slices_of_a_shared_buffer_go_by_reference_in_their_places() {
+    let story = crate::wire::Registered::new(pattern(3 * SHARED_MIN, 7).into());
+    let run = |k: usize| &story.bytes()[k * SHARED_MIN..(k + 1) * SHARED_MIN];
+    let (head, small) = (pattern(9, 1), &story.bytes()[..SHARED_MIN - 1]);
+    let mut expected = Vec::new();
+    for socket_takes in [None, Some(1000)] {
+        let mut h = Harness::new();
+        h.socket().per_write = socket_takes;
+        // Frames as h2 hands them over: a head, then a run, vectored or not.
+        assert_eq!(ready(h.write_vectored(&[&head, run(0)])), 9 + SHARED_MIN);
+        assert_eq!(ready(h.write(&head)), 9);
+        assert_eq!(ready(h.write(run(2))), SHARED_MIN);
+        assert_eq!(
+            ready(h.write_vectored(&[&head, small, run(1)])),
+            9 + 2 * SHARED_MIN - 1
+        );
+        // Only the heads and the short slice are copied.
+        assert_eq!(h.io.out.len(), 3 * 9 + SHARED_MIN - 1);
+        assert_eq!(h.io.buffered(), 3 * 9 + 4 * SHARED_MIN - 1);
+        ready(h.flush());
+        ready(h.flush());
+        assert_eq!(h.io.buffered(), 0);
+        expected = [&head, run(0), &head, run(2), &head, small, run(1)].concat();
+        assert_eq!(
+            h.socket().bytes(),
+            expected,
+            "socket takes {socket_takes:?}"
+        );
+    }
+    // A copy of the same bytes is copied.
+    let mut h = Harness::new();
+    ready(h.write(&expected));
+    assert_eq!(h.io.out.len(), expected.len());
+}
