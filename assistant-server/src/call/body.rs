@@ -216,8 +216,13 @@ impl CallBody {
                     }
                     record.count_sent();
                 } else if let Some(trailers) = frame.trailers_ref() {
-                    record.status =
-                        Some(Status::from_header_map(trailers).map_or(Code::Ok, |s| s.code()));
+                    // Only the code: as `Status::from_header_map` reads it,
+                    // without the message and metadata.
+                    record.status = Some(
+                        trailers
+                            .get("grpc-status")
+                            .map_or(Code::Ok, |code| Code::from_bytes(code.as_bytes())),
+                    );
                 }
                 // A stream that is always ready must still see the end:
                 // the frame in hand goes out, then the call ends.

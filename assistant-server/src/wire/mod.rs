@@ -38,8 +38,10 @@ pub(crate) use self::story::{StoryMessage, StoryMessages};
 /// Bytes of a response, ready for HTTP/2.
 #[derive(Debug)]
 pub(crate) enum Chunk {
-    /// Whole messages, encoded: by tonic, or a run of a [`Framing`].
+    /// Whole messages, as tonic encoded them.
     Encoded(Bytes),
+    /// This many whole messages: a run of a [`Framing`].
+    Framed(Bytes, usize),
     /// Story messages, whole, in order: as many as were ready at once.
     Story(StoryMessages),
 }
@@ -49,6 +51,7 @@ impl Chunk {
     pub(crate) fn messages(&self) -> Option<usize> {
         match self {
             Self::Encoded(_) => None,
+            Self::Framed(_, messages) => Some(*messages),
             Self::Story(messages) => Some(messages.len()),
         }
     }
@@ -56,21 +59,27 @@ impl Chunk {
 
 impl Chunk {
     /// Takes the first `n` bytes off as a chunk of their own, sharing the
-    /// bytes rather than copying them.
+    /// bytes rather than copying them. Split framed messages no longer
+    /// know how many they are.
     pub(crate) fn split_to(&mut self, n: usize) -> Self {
         match self {
             Self::Encoded(bytes) => Self::Encoded(bytes.split_to(n)),
+            Self::Framed(bytes, _) => {
+                let front = bytes.split_to(n);
+                *self = Self::Encoded(std::mem::take(bytes));
+                Self::Encoded(front)
+            }
             Self::Story(messages) => Self::Story(messages.split_to(n)),
         }
     }
 
     /// The bytes left of the gRPC message being taken: 0 between messages.
-    /// `original` is the chunk's bytes before any were taken, for tonic's
-    /// chunks, which do not keep count themselves.
+    /// `original` is the chunk's bytes before any were taken, for chunks
+    /// of encoded bytes, which do not keep count themselves.
     pub(crate) fn rest_of_message(&self, original: Option<&Bytes>) -> usize {
         match self {
             Self::Story(messages) => messages.rest_of_message(),
-            Self::Encoded(rest) => {
+            Self::Encoded(rest) | Self::Framed(rest, _) => {
                 let Some(original) = original else { return 0 };
                 let taken = original.len().saturating_sub(rest.len());
                 // Message after message by their length prefixes, to the
@@ -92,28 +101,28 @@ impl Chunk {
 impl Buf for Chunk {
     fn remaining(&self) -> usize {
         match self {
-            Self::Encoded(bytes) => bytes.remaining(),
+            Self::Encoded(bytes) | Self::Framed(bytes, _) => bytes.remaining(),
             Self::Story(messages) => messages.remaining(),
         }
     }
 
     fn chunk(&self) -> &[u8] {
         match self {
-            Self::Encoded(bytes) => bytes.chunk(),
+            Self::Encoded(bytes) | Self::Framed(bytes, _) => bytes.chunk(),
             Self::Story(messages) => messages.chunk(),
         }
     }
 
     fn advance(&mut self, cnt: usize) {
         match self {
-            Self::Encoded(bytes) => bytes.advance(cnt),
+            Self::Encoded(bytes) | Self::Framed(bytes, _) => bytes.advance(cnt),
             Self::Story(messages) => messages.advance(cnt),
         }
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         match self {
-            Self::Encoded(bytes) => bytes.chunks_vectored(dst),
+            Self::Encoded(bytes) | Self::Framed(bytes, _) => bytes.chunks_vectored(dst),
             Self::Story(messages) => messages.chunks_vectored(dst),
         }
     }
@@ -189,6 +198,18 @@ mod tests {
         assert_eq!(encoded.rest_of_message(Some(&original)), 0);
         encoded.advance(6);
         assert_eq!(encoded.rest_of_message(Some(&original)), 2);
+    }
+
+    #[test]
+    fn framed_messages_know_their_count_until_split() {
+        // Two messages of 2 and 3 bytes.
+        let original = Bytes::from_static(b"\0\0\0\0\x02ab\0\0\0\0\x03cde");
+        let mut framed = Chunk::Framed(original.clone(), 2);
+        assert_eq!(framed.messages(), Some(2));
+        let front = framed.split_to(4);
+        assert_eq!((front.messages(), framed.messages()), (None, None));
+        assert_eq!(framed.rest_of_message(Some(&original)), 3);
+        assert_eq!([front.chunk(), framed.chunk()].concat(), original[..]);
     }
 
     #[test]

@@ -18,14 +18,14 @@ use bytes::Buf;
 use http_body::{Body, Frame};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{
-    Status,
+    Code, Status,
     codec::{BufferSettings, CompressionEncoding, Streaming},
 };
 use tonic_prost::ProstCodec;
 
 use super::{
     Assistant,
-    telling::{Piece, Pieces},
+    telling::{Piece, Pieces, STORY_FINISHED},
 };
 use crate::{
     call::{CallContext, MAX_REQUEST_BYTES},
@@ -127,9 +127,30 @@ struct StoryBody {
 
 fn trailers(status: &Status) -> Poll<Option<Result<Frame<Chunk>, Status>>> {
     let mut trailers = http::HeaderMap::new();
+    if let Some((code, message)) = usual_ending(status) {
+        trailers.insert("grpc-status", http::HeaderValue::from_static(code));
+        if let Some(message) = message {
+            trailers.insert("grpc-message", http::HeaderValue::from_static(message));
+        }
+        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+    }
     match status.add_header(&mut trailers) {
         Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
         Err(status) => Poll::Ready(Some(Err(status))),
+    }
+}
+
+/// The trailers' values for the endings of every story told, as
+/// `Status::add_header` writes them (a test compares them), without
+/// encoding them again for each call.
+fn usual_ending(status: &Status) -> Option<(&'static str, Option<&'static str>)> {
+    if !status.metadata().is_empty() || !status.details().is_empty() {
+        return None;
+    }
+    match (status.code(), status.message()) {
+        (Code::Ok, "") => Some(("0", None)),
+        (Code::Cancelled, STORY_FINISHED) => Some(("1", Some("story%20finished"))),
+        _ => None,
     }
 }
 
@@ -155,16 +176,24 @@ impl Body for StoryBody {
         // before it takes the next frame). A frame is either messages
         // framed here, or one run of the shared framing's.
         let mut messages = StoryMessages::default();
-        let mut run: Option<Range<usize>> = None;
-        while run.as_ref().map_or(messages.remaining(), Range::len) < FRAME {
+        // The run's bytes in the framing, and how many messages.
+        let mut run: Option<(Range<usize>, usize)> = None;
+        while run
+            .as_ref()
+            .map_or(messages.remaining(), |(run, _)| run.len())
+            < FRAME
+        {
             let polled = match this.held.take() {
                 Some(piece) => Poll::Ready(Some(Ok(piece))),
                 None => Pin::new(&mut this.pieces).poll_next(cx),
             };
             match polled {
                 Poll::Ready(Some(Ok(piece))) => match (&mut run, &piece.framed) {
-                    (Some(run), Some(framed)) if run.end == framed.start => run.end = framed.end,
-                    (None, Some(framed)) if messages.len() == 0 => run = Some(framed.clone()),
+                    (Some((run, count)), Some(framed)) if run.end == framed.start => {
+                        run.end = framed.end;
+                        *count += 1;
+                    }
+                    (None, Some(framed)) if messages.len() == 0 => run = Some((framed.clone(), 1)),
                     (None, None) => {
                         let version = piece.version.as_deref().unwrap_or_default();
                         messages.push(StoryMessage::new(piece.text, piece.offset, version));
@@ -187,14 +216,15 @@ impl Body for StoryBody {
                 Poll::Pending => break,
             }
         }
-        if let Some(run) = run {
+        if let Some((run, count)) = run {
             // Pieces point into a framing only when the telling has one.
             let Some(framing) = this.pieces.framing() else {
                 return Poll::Ready(Some(Err(Status::internal(
                     "the story's framing is missing",
                 ))));
             };
-            return Poll::Ready(Some(Ok(Frame::data(Chunk::Encoded(framing.slice(run))))));
+            let framed = Chunk::Framed(framing.slice(run), count);
+            return Poll::Ready(Some(Ok(Frame::data(framed))));
         }
         if messages.len() == 0 {
             // The story ended with nothing ready before its status.
@@ -205,5 +235,33 @@ impl Body for StoryBody {
 
     fn is_end_stream(&self) -> bool {
         self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(status: &Status) -> http::HeaderMap {
+        match trailers(status) {
+            Poll::Ready(Some(Ok(frame))) => frame.into_trailers().expect("trailers"),
+            _ => panic!("no trailers for {status:?}"),
+        }
+    }
+
+    #[test]
+    fn the_usual_endings_are_the_trailers_tonic_writes() {
+        for status in [
+            Status::ok(""),
+            Status::cancelled(STORY_FINISHED),
+            Status::cancelled("story finished!"),
+            Status::internal("story finished"),
+            Status::unavailable("server shutting down"),
+        ] {
+            let mut expected = http::HeaderMap::new();
+            status.add_header(&mut expected).expect("headers");
+            assert_eq!(sent(&status), expected, "{status:?}");
+        }
+        assert!(usual_ending(&Status::cancelled(STORY_FINISHED)).is_some());
     }
 }

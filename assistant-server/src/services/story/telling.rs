@@ -30,7 +30,7 @@ use crate::{
 const PREVIEW_BYTES: usize = 10;
 
 /// The message that ends a finished story under `--finish cancel`.
-const STORY_FINISHED: &str = "story finished";
+pub(super) const STORY_FINISHED: &str = "story finished";
 
 /// One message's worth of the call's byte sequence.
 #[derive(Debug)]

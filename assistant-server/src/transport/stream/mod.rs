@@ -177,10 +177,10 @@ fn pump(
                     },
                 },
             };
-            // tonic's chunks do not count their messages: keep where they
-            // start.
+            // Chunks of encoded bytes do not count their messages: keep
+            // where they start.
             let original = match &data {
-                Chunk::Encoded(bytes) => Some(bytes.clone()),
+                Chunk::Encoded(bytes) | Chunk::Framed(bytes, _) => Some(bytes.clone()),
                 Chunk::Story(_) => None,
             };
             while data.has_remaining() {
