@@ -20,6 +20,10 @@ the command starts (the suite starts its good client then).
   notfound PORT NAME             TellStory for a story that is not there
   list-cpu PORT PID N            ListStories once, then N times, with the
                                  server's CPU time (/proc/PID/stat) for each
+  greetings PORT FILE N          N callers at once, each with a greeting of
+                                 its own length, read the whole story; each
+                                 call's bytes and offsets are checked
+                                 against FILE (the story told)
 """
 
 import json
@@ -234,8 +238,49 @@ def list_cpu(port, pid, count):
     })
 
 
+def greetings(port, path, callers):
+    callers = int(callers)
+    with open(path, "rb") as f:
+        story = f.read()
+    ending = b"\nThat's it! Hope you like the story~\n"
+    channel, service = stub(port)
+    barrier = threading.Barrier(callers)
+    results = [None] * callers
+
+    def caller(i):
+        # Names of 1 to 128 characters whose lengths add up to i + 2: a
+        # greeting of a length of its own for each caller.
+        user_name, institution = "u" * min(i + 1, 128), "i" * max(1, i - 126)
+        expected = f"Hi {user_name} from {institution}! Here's your story:\n\n".encode() + story + ending
+        request = assistant_pb2.TellStoryRequest(user_name=user_name, institution=institution)
+        barrier.wait()
+        got, offsets_right, code = bytearray(), True, "OK"
+        try:
+            for message in service.TellStory(request, timeout=60):
+                offsets_right &= message.offset == len(got)
+                got += message.text_chunk
+        except grpc.RpcError as err:
+            code = err.code().name + ": " + (err.details() or "")
+        results[i] = (code, bytes(got) == expected, offsets_right)
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    channel.close()
+    report({
+        "callers": callers,
+        "seconds": round(time.monotonic() - started, 3),
+        "codes": sorted({r[0] for r in results}),
+        "bytes_match": sum(1 for r in results if r[1]),
+        "offsets_match": sum(1 for r in results if r[2]),
+    })
+
+
 COMMANDS = {"statuses": statuses, "fanout": fanout, "turns": turns, "fifo-race": fifo_race,
-            "notfound": notfound, "list-cpu": list_cpu}
+            "notfound": notfound, "list-cpu": list_cpu, "greetings": greetings}
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
