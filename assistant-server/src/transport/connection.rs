@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use h2::{Ping, PingPong};
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
     net::TcpStream,
     time::Instant,
 };
@@ -64,15 +64,32 @@ async fn handshake_then_http2(
         let io = Handshake::new(tcp, deadline, Arc::clone(&entry.reads));
         return http2(shared, io, service, entry).await;
     };
-    match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
+    match tokio::time::timeout_at(deadline, tls.accept(tcp).into_fallible()).await {
         Ok(Ok(stream)) => {
             let io = Handshake::new(stream, deadline, Arc::clone(&entry.reads));
             http2(shared, io, service, entry).await
         }
-        Ok(Err(err)) => Closed::Tls(err.to_string()),
+        Ok(Err((err, mut tcp))) => {
+            // TLS's alert (a missing client certificate, say) is written.
+            // Closed with the client's next bytes unread, the connection
+            // would be reset, and the client might never read why.
+            let linger = async {
+                tcp.shutdown().await?;
+                let mut sink = [0; 1024];
+                while tcp.read(&mut sink).await? > 0 {}
+                Ok::<_, std::io::Error>(())
+            };
+            let until = deadline.min(Instant::now() + TLS_ALERT_LINGER);
+            let _ = tokio::time::timeout_at(until, linger).await;
+            Closed::Tls(err.to_string())
+        }
         Err(_) => Closed::HandshakeTimeout,
     }
 }
+
+/// How long a connection whose TLS handshake failed is kept, at most, for
+/// its client to read the alert.
+const TLS_ALERT_LINGER: Duration = Duration::from_secs(1);
 
 /// Serves HTTP/2 on `io` until the connection closes; drains it when the
 /// server says so.

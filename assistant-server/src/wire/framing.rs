@@ -17,14 +17,13 @@ use bytes::{Buf, Bytes};
 
 use super::{StoryMessage, shared::Registered, story::MAX_FRAMING};
 
-/// The bytes a [`Framings`] cache keeps by default: about 28 framings of
-/// `alice.txt`.
+/// The bytes a [`Framings`] cache keeps by default: 14 framings of
+/// `alice.txt` (a framing counts its text too).
 pub(crate) const DEFAULT_BUDGET: usize = 4 * 1024 * 1024;
 
 /// A story's chunk messages, one after another, as one buffer: chunk `k`
 /// of the text, at offset `story_start + k * chunk_size`, framed as a
 /// [`StoryMessage`] with no version.
-#[derive(Debug)]
 pub(crate) struct Framing {
     /// The text framed, which the framing keeps alive: its address is
     /// what tells two texts apart.
@@ -35,6 +34,17 @@ pub(crate) struct Framing {
     bytes: Registered,
     /// Where each message starts in `bytes`, and, last, the end.
     starts: Vec<usize>,
+}
+
+impl std::fmt::Debug for Framing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Framing")
+            .field("text_len", &self.text.len())
+            .field("story_start", &self.story_start)
+            .field("chunk_size", &self.chunk_size)
+            .field("len", &self.bytes().len())
+            .finish()
+    }
 }
 
 impl Framing {
@@ -94,10 +104,11 @@ impl Framing {
 /// The framings in use, kept within a byte budget. Cheap to clone: clones
 /// share the cache.
 ///
-/// A framing that a call still holds is never let go to make room, so
-/// what framings hold in all never passes the budget: when every framing
-/// kept is in use and there is no room for another, a call frames its
-/// messages one by one instead.
+/// A framing that a call still holds is never let go to make room, and
+/// one let go still counts while a frame queued or batched holds a slice
+/// of it, so what framings hold in all never passes the budget: when
+/// there is no room for another, a call frames its messages one by one
+/// instead.
 #[derive(Debug, Clone)]
 pub(crate) struct Framings {
     inner: Arc<Mutex<Kept>>,
@@ -109,6 +120,8 @@ struct Kept {
     held: usize,
     /// Least recently asked for first.
     framings: Vec<Arc<Framing>>,
+    /// Let go, but with slices still held somewhere: counted in `held`.
+    retired: Vec<Arc<Framing>>,
 }
 
 impl Framings {
@@ -119,6 +132,7 @@ impl Framings {
                 budget,
                 held: 0,
                 framings: Vec::new(),
+                retired: Vec::new(),
             })),
         }
     }
@@ -144,7 +158,8 @@ impl Framings {
             kept.framings.push(Arc::clone(&framing));
             return Some(framing);
         }
-        if !kept.make_room(most_held(text.len(), chunk_size)) {
+        // An empty story has no chunks to share.
+        if text.is_empty() || !kept.make_room(most_held(text.len(), chunk_size)) {
             return None;
         }
         let framing = Arc::new(Framing::new(text.clone(), story_start, chunk_size));
@@ -168,21 +183,29 @@ impl Kept {
         if needed > self.budget {
             return false;
         }
-        let free: usize = self
-            .framings
-            .iter()
-            .filter(|f| Arc::strong_count(f) == 1)
-            .map(|f| f.held())
-            .sum();
-        if self.held - free + needed > self.budget {
-            return false;
+        let before = self.retired.len();
+        self.retired.retain(|f| !f.bytes().is_unique());
+        if self.retired.len() < before {
+            self.held = self
+                .framings
+                .iter()
+                .chain(&self.retired)
+                .map(|f| f.held())
+                .sum();
         }
         while self.held + needed > self.budget {
             let Some(i) = self.framings.iter().position(|f| Arc::strong_count(f) == 1) else {
                 return false;
             };
             let gone = self.framings.remove(i);
-            self.held -= gone.held();
+            // No new slice of it is taken by reference now; it goes once
+            // the slices taken before are gone.
+            gone.bytes.deregister();
+            if gone.bytes().is_unique() {
+                self.held -= gone.held();
+            } else {
+                self.retired.push(gone);
+            }
         }
         true
     }
@@ -290,5 +313,30 @@ mod tests {
         // A text too big for the whole budget is never framed.
         assert!(framings.get(&text(3 * one), 0, 1000).is_none());
         assert!(held() <= 3 * one);
+    }
+
+    #[test]
+    fn a_framing_let_go_counts_while_a_slice_of_it_is_held() {
+        let story = text(10_000);
+        let one = most_held(story.len(), 1000);
+        let framings = Framings::new(2 * one);
+        let held = || framings.inner.lock().unwrap().held;
+        // A slice outlives the call that took it (a frame queued, say).
+        let slice = framings.get(&story, 0, 1000).unwrap().bytes().slice(10..20);
+        drop(framings.get(&story, 1, 1000).unwrap());
+        // Making room lets the first framing go, but its slice still
+        // holds it: it counts, and there is room for one more only.
+        let second = framings.get(&story, 2, 1000).unwrap();
+        assert!(held() <= 2 * one);
+        assert!(framings.get(&story, 3, 1000).is_none(), "no room");
+        assert!(held() <= 2 * one);
+        drop(slice);
+        let third = framings.get(&story, 3, 1000).unwrap();
+        assert!(held() <= 2 * one);
+        assert!(!Arc::ptr_eq(&second, &third));
+        assert!(
+            framings.get(&Bytes::new(), 0, 1000).is_none(),
+            "nothing to share"
+        );
     }
 }

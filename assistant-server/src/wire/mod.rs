@@ -12,8 +12,9 @@
 //! reading holds a reference, not a copy.
 //!
 //! Calls whose chunk messages are the same bytes (the same story, chunk
-//! size and greeting length) share them, framed once ([`Framing`]): a run
-//! of them is one slice of one buffer.
+//! size and greeting length) share them, framed once ([`Framing`]: a copy
+//! of the story with its messages' framing, made once for many calls): a
+//! run of them is one slice of one buffer.
 
 mod framing;
 mod shared;

@@ -12,8 +12,8 @@ use std::sync::RwLock;
 
 use bytes::Bytes;
 
-/// Every buffer registered, in no order. Few: a server registers a
-/// framing for each greeting length in use (see [`super::Framings`]).
+/// Every buffer registered, in no order: a framing for each greeting
+/// length kept (see [`super::Framings`]), within the framings' budget.
 static REGISTERED: RwLock<Vec<Bytes>> = RwLock::new(Vec::new());
 
 /// A buffer, registered for as long as this lives.
@@ -36,18 +36,26 @@ impl Registered {
     }
 }
 
-impl Drop for Registered {
-    fn drop(&mut self) {
+impl Registered {
+    /// Takes the bytes off the registry: [`find`] no longer finds them,
+    /// and they are held only here and by the slices taken before.
+    pub(crate) fn deregister(&self) {
         if self.0.is_empty() {
             return;
         }
         let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = registered
             .iter()
-            .position(|b| b.as_ptr() == self.0.as_ptr())
+            .position(|b| b.as_ptr() == self.0.as_ptr() && b.len() == self.0.len())
         {
             registered.swap_remove(i);
         }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.deregister();
     }
 }
 
