@@ -50,6 +50,16 @@ def request(story=""):
     return assistant_pb2.TellStoryRequest(user_name="Peter S", institution="SUSTech", story=story)
 
 
+def run_all(caller, callers):
+    """Runs caller(i) for i in range(callers), each on a thread of its own,
+    and waits for them all."""
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def report(summary):
     json.dump(summary, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
@@ -101,12 +111,8 @@ def fanout(port, story, path, callers, limit):
         n = min(len(got), len(expected))
         results[i] = (code, len(got), got[:n] == expected[:n])
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
     started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_all(caller, callers)
     channel.close()
     report({
         "callers": callers,
@@ -263,12 +269,8 @@ def greetings(port, path, callers):
             code = err.code().name + ": " + (err.details() or "")
         results[i] = (code, bytes(got) == expected, offsets_right)
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
     started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_all(caller, callers)
     channel.close()
     report({
         "callers": callers,

@@ -161,9 +161,9 @@ try {
 } catch (err) {
   check("the browser tests ran", false, String(err?.stack ?? err));
 } finally {
+  rmSync(scratch, { recursive: true, force: true });
   await browser.close();
   for (const server of servers) server.child.kill("SIGTERM");
-  rmSync(scratch, { recursive: true, force: true });
 }
 
 console.log(failures === 0 ? "All browser checks passed." : `${failures} browser check(s) failed.`);
