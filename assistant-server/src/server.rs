@@ -250,11 +250,17 @@ impl Server {
 /// each call that starts and ends at the limit.
 async fn health_follows_fullness(health: Health, calls: Calls, max: usize) {
     let again_below = max.saturating_sub((max / 10).max(1)).max(1);
+    let mut full = calls.fullness(max, again_below);
     loop {
-        calls.wait_for(|active| active >= max).await;
+        // The sender lives in `calls`: it cannot close while this runs.
+        if full.wait_for(|full| *full).await.is_err() {
+            return;
+        }
         warn!("At the limit of {max} calls: refusing new calls, and health reports NOT_SERVING");
         health.not_serving();
-        calls.wait_for(|active| active < again_below.max(1)).await;
+        if full.wait_for(|full| !*full).await.is_err() {
+            return;
+        }
         info!("Below the limit of calls again: health reports SERVING");
         health.serving_again();
     }

@@ -16,10 +16,12 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::count::Count;
+
 /// A shared count of calls in flight. Cloning it shares the count.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Calls {
-    active: Arc<watch::Sender<usize>>,
+    active: Arc<Count>,
     /// Calls that have ended, however: the server's total so far.
     ended: Arc<AtomicU64>,
     ended_by_shutdown: Arc<AtomicU64>,
@@ -44,30 +46,11 @@ struct StalledCall {
     evict: CancellationToken,
 }
 
-impl Default for Calls {
-    fn default() -> Self {
-        Self {
-            active: Arc::new(watch::channel(0).0),
-            ended: Arc::default(),
-            ended_by_shutdown: Arc::default(),
-            awaiting_request: Arc::default(),
-            stalled: Arc::default(),
-        }
-    }
-}
-
 impl Calls {
     /// Counts a new call, unless `max` calls are running already. The call
     /// counts until the returned gauge is dropped.
     pub(crate) fn enter(&self, max: usize) -> Option<Gauge> {
-        let entered = self.active.send_if_modified(|active| {
-            if *active >= max {
-                return false;
-            }
-            *active += 1;
-            true
-        });
-        entered.then(|| Gauge {
+        self.active.add_below(max).then(|| Gauge {
             active: Arc::clone(&self.active),
         })
     }
@@ -98,7 +81,7 @@ impl Calls {
             self.evict_stalled(busier_than)
         })?;
         evicted.cancel();
-        self.active.send_modify(|active| *active += 1);
+        self.active.add();
         Some(Gauge {
             active: Arc::clone(&self.active),
         })
@@ -156,7 +139,7 @@ impl Calls {
 
     /// How many calls are running now.
     pub fn active(&self) -> usize {
-        *self.active.borrow()
+        self.active.get()
     }
 
     /// Waits until no call is running.
@@ -165,10 +148,16 @@ impl Calls {
     }
 
     /// Waits until the number of calls running satisfies `ready`.
-    pub async fn wait_for(&self, mut ready: impl FnMut(usize) -> bool) {
-        let mut rx = self.active.subscribe();
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|active| ready(*active)).await;
+    pub async fn wait_for(&self, ready: impl FnMut(usize) -> bool) {
+        self.active.wait_for(ready).await;
+    }
+
+    /// Follows whether the server is full: true from `full_at` calls in
+    /// flight until fewer than `again_below` are. Unlike
+    /// [`wait_for`](Self::wait_for), it is told only of those two changes,
+    /// not of every call.
+    pub(crate) fn fullness(&self, full_at: usize, again_below: usize) -> watch::Receiver<bool> {
+        self.active.fullness(full_at, again_below)
     }
 
     /// How many calls wait now for a client that is not reading.
@@ -293,12 +282,12 @@ impl Drop for ConnectionSeat {
 /// Holds one place in the count of [`Calls`] until dropped.
 #[derive(Debug)]
 pub(crate) struct Gauge {
-    active: Arc<watch::Sender<usize>>,
+    active: Arc<Count>,
 }
 
 impl Drop for Gauge {
     fn drop(&mut self) {
-        self.active.send_modify(|active| *active -= 1);
+        self.active.sub();
     }
 }
 

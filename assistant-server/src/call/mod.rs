@@ -27,6 +27,7 @@
 mod body;
 mod calls;
 mod context;
+mod count;
 mod deadline;
 mod limits;
 mod record;

@@ -5,6 +5,7 @@
 //! stopped reading ([`stream`]).
 //!
 //! Each accepted connection is served in a task of its own ([`connection`]),
+//! with its calls, on one of the connection threads ([`workers`]), and
 //! tracked so that shutdown can wait for them all. The server holds two
 //! hands on every connection: one asks it to drain (HTTP/2 GOAWAY: start
 //! no new calls, close once the calls in flight are done), the other closes
@@ -25,6 +26,7 @@ mod listen;
 mod registry;
 mod stream;
 mod tls;
+mod workers;
 
 use std::{sync::Arc, time::Duration};
 
@@ -38,7 +40,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::transport::server::Connected;
 
 pub(crate) use self::registry::ConnectionCounts;
-use self::{connection::Keepalive, registry::Registry};
+use anyhow::Context as _;
+
+use self::{connection::Keepalive, registry::Registry, workers::Workers};
 pub(crate) use self::{limits::raise_fd_limit, listen::listen};
 use crate::{call::CallService, config::Config, ops::logging::RateLimited, services::Router};
 
@@ -122,6 +126,8 @@ struct Shared {
     closing: CancellationToken,
     /// Lines about connections closed for abuse, and accept errors.
     log: RateLimited,
+    /// The threads connections are served on.
+    workers: Workers,
 }
 
 impl std::fmt::Debug for Shared {
@@ -188,6 +194,7 @@ impl Connections {
                 draining: CancellationToken::new(),
                 closing,
                 log: RateLimited::new(),
+                workers: Workers::per_core().context("cannot start the connection threads")?,
             }),
         })
     }
@@ -227,16 +234,27 @@ impl Connections {
                     continue;
                 }
             };
+            // Served, from here on, on a thread of its own; see `workers`.
+            let worker = self.shared.workers.next();
+            let tcp = match Workers::adopt(worker, tcp) {
+                Ok(tcp) => tcp,
+                Err(err) => {
+                    self.shared.log.warn(format_args!(
+                        "Cannot serve a connection on a connection thread ({err}); closed it"
+                    ));
+                    continue;
+                }
+            };
             let info = tcp.connect_info();
             let Some(entry) = self.shared.registry.admit() else {
-                self.refuse(tcp);
+                self.refuse(tcp, worker);
                 continue;
             };
             // gRPC's small messages must not wait for Nagle's algorithm
             // (about 40 ms per call, measured).
             let _ = tcp.set_nodelay(true);
             let shared = Arc::clone(&self.shared);
-            self.shared.tasks.spawn(async move {
+            let serve = async move {
                 let peer = info.remote_addr();
                 let (closed, ended_early) =
                     connection::serve(Arc::clone(&shared), tcp, info, Arc::clone(&entry)).await;
@@ -256,13 +274,14 @@ impl Connections {
                         .info(format_args!("The connection from {peer} closed{early}")),
                     None => {}
                 }
-            });
+            };
+            self.shared.tasks.spawn_on(serve, worker);
         }
     }
 
     /// Refuses a connection at the cap, saying why in an HTTP/2 GOAWAY,
     /// unless too many refusals are being written already.
-    fn refuse(&self, mut tcp: tokio::net::TcpStream) {
+    fn refuse(&self, mut tcp: tokio::net::TcpStream, worker: &tokio::runtime::Handle) {
         let max = self.shared.registry.max();
         self.shared.registry.refused();
         self.shared.log.info(format_args!(
@@ -271,7 +290,7 @@ impl Connections {
         let Ok(permit) = Arc::clone(&self.shared.refusals).try_acquire_owned() else {
             return;
         };
-        tokio::spawn(async move {
+        worker.spawn(async move {
             let _permit = permit;
             let goaway = refusal(max);
             // Written, then the client's own opening read and dropped until

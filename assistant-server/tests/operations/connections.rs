@@ -29,7 +29,12 @@ async fn at_the_cap_a_good_client_takes_the_place_of_a_silent_connection() {
         let [mut oldest, _newer] = silent;
         oldest.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut sink = Vec::new();
-        oldest.read_to_end(&mut sink).is_ok() || addr.port() == 0
+        // Closed with its byte unread by the server, as it may be when the
+        // connection is evicted before its task first runs, it is reset.
+        match oldest.read_to_end(&mut sink) {
+            Ok(_) => true,
+            Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset || addr.port() == 0,
+        }
     });
     assert!(
         closed.await.unwrap(),

@@ -165,7 +165,10 @@ async fn a_full_server_makes_room_for_a_good_call_by_ending_one_whose_request_ha
         ..fast_config()
     };
     let server = TestServer::start(config).await.unwrap();
+    // The calls are on connections of their own, which the server may
+    // serve on different threads: the first is in before the second starts.
     let (oldest, _a, _c1) = half_a_request(&server).await;
+    server.calls.wait_for(|active| active == 1).await;
     let (newer, _b, _c2) = half_a_request(&server).await;
     server.calls.wait_for(|active| active == 2).await;
 

@@ -108,6 +108,10 @@ pub(super) async fn wait_on_client(
         waited = &mut client => waited,
         () = notice => {
             noticed = true;
+            // A stalled call is one a full server may end to make room.
+            // Counted before it is logged: whoever reads the line finds
+            // the call among the stalled ones.
+            let stalled = body.stalled();
             body.in_span(|client| match stall {
                 Stall::Window => {
                     info!("Waiting for {client} to read: the window is full after {sent} bytes");
@@ -116,8 +120,6 @@ pub(super) async fn wait_on_client(
                     info!("Waiting for {client} to read: {sent} bytes sent, the last still queued");
                 }
             });
-            // A stalled call is one a full server may end to make room.
-            let stalled = body.stalled();
             let made_room = async {
                 match &stalled {
                     Some(stalled) => stalled.evict.cancelled().await,
