@@ -2,7 +2,7 @@
 
 use std::{future::Future, net::SocketAddr, pin::pin};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -183,9 +183,10 @@ impl Server {
         });
 
         // A load balancer should not send calls a full server would refuse.
+        // The marks are set before the first call can count.
         let fullness = tokio::spawn(health_follows_fullness(
             health.clone(),
-            calls.clone(),
+            fullness(&calls, config.max_calls),
             config.max_calls,
         ));
         {
@@ -245,14 +246,12 @@ impl Server {
     }
 }
 
-/// Reports NOT_SERVING while `calls` are at `max`, and SERVING again once a
-/// tenth of them have ended: a margin, so that health does not flap with
-/// each call that starts and ends at the limit.
-async fn health_follows_fullness(health: Health, calls: Calls, max: usize) {
-    let again_below = max.saturating_sub((max / 10).max(1)).max(1);
-    let mut full = calls.fullness(max, again_below);
+/// Reports NOT_SERVING while the server is `full` (at its `max` calls),
+/// and SERVING again once a tenth of them have ended: a margin, so that
+/// health does not flap with each call that starts and ends at the limit.
+async fn health_follows_fullness(health: Health, mut full: watch::Receiver<bool>, max: usize) {
     loop {
-        // The sender lives in `calls`: it cannot close while this runs.
+        // Ends only if the server's count of calls is gone.
         if full.wait_for(|full| *full).await.is_err() {
             return;
         }
@@ -264,6 +263,13 @@ async fn health_follows_fullness(health: Health, calls: Calls, max: usize) {
         info!("Below the limit of calls again: health reports SERVING");
         health.serving_again();
     }
+}
+
+/// Whether `calls` are at `max`: from `max` until a tenth of them have
+/// ended.
+fn fullness(calls: &Calls, max: usize) -> watch::Receiver<bool> {
+    let again_below = max.saturating_sub((max / 10).max(1)).max(1);
+    calls.fullness(max, again_below)
 }
 
 /// Runs a server with `config` until Ctrl-C or SIGTERM.

@@ -12,7 +12,9 @@ use tracing_subscriber::fmt::MakeWriter;
 ///
 /// Installed with [`LogCapture::install`] as the current thread's default
 /// subscriber, so use it with a current-thread runtime (the default for
-/// `#[tokio::test]`), where the server's tasks run on the test's thread.
+/// `#[tokio::test]`), where the server's tasks run on the test's thread,
+/// and install it before starting the server: the server's connection
+/// threads log to the subscriber that was the default when it started.
 #[derive(Debug, Clone, Default)]
 pub struct LogCapture {
     buf: Arc<Mutex<Vec<u8>>>,

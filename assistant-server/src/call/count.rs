@@ -65,7 +65,8 @@ impl Count {
 
     /// Counts one call fewer.
     pub(super) fn sub(&self) {
-        self.update(|n| n.checked_sub(1));
+        let counted = self.update(|n| n.checked_sub(1));
+        debug_assert!(counted, "a call left that was not counted");
     }
 
     /// Applies `change` to the count, and announces it; false if `change`

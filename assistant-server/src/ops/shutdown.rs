@@ -112,6 +112,12 @@ pub(crate) async fn run(serving: Serving<'_>) {
         let _ = tokio::time::timeout(SHUTDOWN_FLUSH, connections.closed()).await;
     }
 
+    // Calls whose connection closed go with their threads, and say how
+    // they ended before the count below.
+    if !connections.stop_threads().await {
+        warn!("A connection thread did not stop in time");
+    }
+
     // 5. Account for every call the server took.
     let served = calls.ended();
     let ended = calls.ended_by_shutdown();

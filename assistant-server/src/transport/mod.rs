@@ -324,6 +324,14 @@ impl Connections {
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
     }
+
+    /// Stops the connection threads, dropping what tasks they still have
+    /// (calls whose connection has closed but that have not yet seen it),
+    /// and waits for them; false if one did not stop in time. Call it once
+    /// every connection has closed.
+    pub(crate) async fn stop_threads(&self) -> bool {
+        self.shared.workers.stop().await
+    }
 }
 
 /// The bytes that refuse a connection: the server's SETTINGS (HTTP/2

@@ -1,6 +1,7 @@
-//! The threads that serve connections: one a core, each a single-threaded
-//! tokio runtime, and each connection, with all its calls, served on one
-//! of them.
+//! The threads that serve the gRPC port's connections: one a core, each a
+//! single-threaded tokio runtime, and each connection, with all its calls,
+//! served on one of them. (The web listener's connections, and everything
+//! else, run on the main runtime.)
 //!
 //! A connection's task and its calls' tasks wake one another at every
 //! frame: a call's frame wakes the connection to write it, and room in the
@@ -28,52 +29,84 @@ use std::{
     time::Duration,
 };
 
-use tokio::{net::TcpStream, runtime::Handle};
+use tokio::{net::TcpStream, runtime::Handle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How long a thread's runtime waits, once told to stop, for work on its
 /// blocking threads (a read stuck on a hung disk, say) before it goes.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
+/// Blocking threads (the story library's file reads) that the connection
+/// threads' runtimes may start between them: tokio's default for one
+/// runtime, as when every connection was served on one.
+const BLOCKING_THREADS: usize = 512;
+
 /// The threads, and which one takes the next connection. Dropping it
-/// tells them to stop: each drops the tasks it still has, and goes.
+/// tells them to stop: each drops the tasks it still has, and goes;
+/// [`Workers::stop`] also waits for that.
 #[derive(Debug)]
 pub(super) struct Workers {
-    handles: Vec<Handle>,
+    threads: Vec<Thread>,
     next: AtomicUsize,
     stop: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Thread {
+    handle: Handle,
+    /// Cancelled when the thread has ended.
+    done: CancellationToken,
 }
 
 impl Workers {
     /// Starts `count` threads (at least one).
     pub(super) fn start(count: usize) -> io::Result<Self> {
+        let count = count.max(1);
         let stop = CancellationToken::new();
-        let mut handles = Vec::with_capacity(count.max(1));
-        for i in 0..count.max(1) {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            handles.push(runtime.handle().clone());
+        // If a thread cannot start, the ones started already stop.
+        let stop_started = stop.clone().drop_guard();
+        // Logs go where the starting thread's go: a server started under a
+        // scoped subscriber (as tests do) logs to it.
+        let logs = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+        let mut threads = Vec::with_capacity(count);
+        for i in 0..count {
+            let (started, handle) = std::sync::mpsc::sync_channel(1);
             let stopped = stop.clone();
-            // Logs go where the starting thread's go: a server started
-            // under a scoped subscriber (as tests do) logs to it.
-            let logs = tracing::dispatcher::get_default(tracing::Dispatch::clone);
-            let started = std::thread::Builder::new()
+            let done = CancellationToken::new();
+            let ended = done.clone().drop_guard();
+            let logs = logs.clone();
+            // The runtime is built on its thread, and dropped there: a
+            // runtime may not be dropped on a thread that runs async code,
+            // as this one may.
+            std::thread::Builder::new()
                 .name(format!("connections-{i}"))
                 .spawn(move || {
+                    let _ended = ended;
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .max_blocking_threads((BLOCKING_THREADS / count).max(1))
+                        .build();
+                    let runtime = match runtime {
+                        Ok(runtime) => runtime,
+                        Err(err) => {
+                            let _ = started.send(Err(err));
+                            return;
+                        }
+                    };
+                    let _ = started.send(Ok(runtime.handle().clone()));
                     tracing::dispatcher::with_default(&logs, || {
                         runtime.block_on(stopped.cancelled());
                         runtime.shutdown_timeout(STOP_GRACE);
                     });
-                });
-            if let Err(err) = started {
-                // The threads already started stop as `stop` is dropped.
-                stop.cancel();
-                return Err(err);
-            }
+                })?;
+            let handle = handle
+                .recv()
+                .map_err(|_| io::Error::other("a connection thread ended as it started"))??;
+            threads.push(Thread { handle, done });
         }
+        stop_started.disarm();
         Ok(Self {
-            handles,
+            threads,
             next: AtomicUsize::new(0),
             stop,
         })
@@ -88,7 +121,7 @@ impl Workers {
     /// The thread to serve the next connection on.
     pub(super) fn next(&self) -> &Handle {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.handles[i % self.handles.len()]
+        &self.threads[i % self.threads.len()].handle
     }
 
     /// Moves `tcp` to `worker`'s runtime, whose thread then waits on its
@@ -97,6 +130,24 @@ impl Workers {
         let tcp = tcp.into_std()?;
         let _in_worker = worker.enter();
         TcpStream::from_std(tcp)
+    }
+
+    /// Tells the threads to stop, and waits until they have, or until
+    /// `STOP_GRACE` past the wait on their blocking work; false if one is
+    /// still running then. Tasks still there are dropped, and so log how
+    /// their calls ended before this returns.
+    pub(super) async fn stop(&self) -> bool {
+        self.stop.cancel();
+        let until = Instant::now() + STOP_GRACE * 2;
+        for thread in &self.threads {
+            if tokio::time::timeout_at(until, thread.done.cancelled())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -156,5 +207,27 @@ mod tests {
         });
         drop(workers);
         assert!(rx.await.is_err(), "the task was dropped");
+    }
+
+    #[tokio::test]
+    async fn stopped_they_drop_their_tasks_before_the_wait_ends() {
+        let workers = Workers::start(2).expect("threads");
+        let mut dropped = Vec::new();
+        for _ in 0..2 {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            workers.next().spawn(async move {
+                let _tx = tx;
+                std::future::pending::<()>().await;
+            });
+            dropped.push(rx);
+        }
+        assert!(workers.stop().await, "both threads stopped");
+        for mut rx in dropped {
+            // Already dropped: no waiting.
+            assert_eq!(
+                rx.try_recv(),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+            );
+        }
     }
 }
