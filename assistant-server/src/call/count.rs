@@ -183,17 +183,29 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_hears_changes_made_on_other_threads() {
-        let count = std::sync::Arc::new(Count::default());
+        use std::sync::Arc;
+        let count = Arc::new(Count::default());
+        let waiter = tokio::spawn({
+            let count = Arc::clone(&count);
+            async move { count.wait_for(|n| n == 1000).await }
+        });
+        // The waiter is waiting before any change: it can only hear them.
+        while count.waiting.load(SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
         let adder = std::thread::spawn({
-            let count = std::sync::Arc::clone(&count);
+            let count = Arc::clone(&count);
             move || {
                 for _ in 0..1000 {
                     count.add();
                 }
             }
         });
-        count.wait_for(|n| n == 1000).await;
         adder.join().expect("adder");
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiter heard the count reach 1000")
+            .expect("waiter");
         assert_eq!(
             count.waiting.load(SeqCst),
             0,

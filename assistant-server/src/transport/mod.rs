@@ -30,6 +30,7 @@ mod workers;
 
 use std::{sync::Arc, time::Duration};
 
+use anyhow::Context as _;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -40,8 +41,6 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::transport::server::Connected;
 
 pub(crate) use self::registry::ConnectionCounts;
-use anyhow::Context as _;
-
 use self::{connection::Keepalive, registry::Registry, workers::Workers};
 pub(crate) use self::{limits::raise_fd_limit, listen::listen};
 use crate::{call::CallService, config::Config, ops::logging::RateLimited, services::Router};
