@@ -358,3 +358,50 @@ async fn the_direct_story_path_sends_the_bytes_tonic_would() {
     }
     assert_ne!(answers[0][0], answers[1][0], "the greetings differ");
 }
+
+#[tokio::test]
+async fn an_unpaced_story_leaves_in_whole_frames_none_split_for_size() {
+    // With windows too large to split anything, every DATA frame is one
+    // the server chose: none past 16 KiB (the largest every peer takes),
+    // and few, not each followed by the sliver h2 would cut off a run that
+    // overshot it.
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(1 << 30)
+        .initial_connection_window_size(1 << 30)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request =
+        assistant_test_support::raw::grpc_post(&server, "/assistant.AssistantService/TellStory");
+    let (response, mut send) = client
+        .send_request(request.body(()).unwrap(), false)
+        .unwrap();
+    let message = prost::Message::encode_to_vec(&peter());
+    let mut body = vec![0];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    send.send_data(body.into(), true).unwrap();
+    let mut response = timeout(PATIENCE, response)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_body();
+    let mut frames = Vec::new();
+    while let Some(data) = timeout(PATIENCE, response.data()).await.unwrap() {
+        frames.push(data.unwrap().len());
+    }
+    let bytes: usize = frames.iter().sum();
+    assert!(bytes > ALICE.len(), "{bytes} bytes");
+    assert!(frames.iter().all(|&len| len <= 16 * 1024), "{frames:?}");
+    // The first and the last message each on its own, and the chunks
+    // between in runs of 15.
+    assert!(
+        frames.len() <= 3 + bytes / (15 * 1024),
+        "{} frames: {frames:?}",
+        frames.len()
+    );
+}

@@ -111,8 +111,10 @@ const REQUEST_BUFFER: usize = 256;
 /// tonic's default, which decoding a request this small never reaches.
 const DEFAULT_YIELD_THRESHOLD: usize = 32 * 1024;
 
-/// How many bytes of story messages one frame gathers, at most, from
-/// messages that are ready at once; a paced story sends each on its own.
+/// How many bytes of story messages one frame gathers from messages that
+/// are ready at once; a paced story sends each on its own. A run of a
+/// shared framing's messages stops short of it: 16 KiB is the largest
+/// DATA frame every peer accepts (`SETTINGS_MAX_FRAME_SIZE`'s least).
 const FRAME: usize = 16 * 1024;
 
 /// The story's messages, then trailers with the call's status.
@@ -189,7 +191,12 @@ impl Body for StoryBody {
             };
             match polled {
                 Poll::Ready(Some(Ok(piece))) => match (&mut run, &piece.framed) {
-                    (Some((run, count)), Some(framed)) if run.end == framed.start => {
+                    // A run stays within one HTTP/2 frame of the smallest
+                    // size a peer may allow, so that it is not split into
+                    // a full frame and a sliver.
+                    (Some((run, count)), Some(framed))
+                        if run.end == framed.start && framed.end - run.start <= FRAME =>
+                    {
                         run.end = framed.end;
                         *count += 1;
                     }
