@@ -120,6 +120,15 @@ pub struct Config {
     #[arg(long, allow_negative_numbers = true, default_value = "5", value_name = "SECONDS", value_parser = assistant_proto::seconds::parse)]
     pub request_timeout: Duration,
 
+    /// Threads that serve the gRPC port's connections, each connection
+    /// with all its calls on one of them. By default, one per core. On a
+    /// machine whose cores are shared with the load (a load generator on
+    /// the same machine, say), fewer threads can serve more calls: see
+    /// docs/BENCHMARKS.md.
+    #[arg(long, allow_negative_numbers = true, value_name = "THREADS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub threads: Option<usize>,
+
     /// HTTP/2 streams (calls) at most on one connection at once; clients
     /// wait for a free one, and a stream past it is refused.
     #[arg(long, allow_negative_numbers = true, default_value_t = 1024, value_name = "STREAMS",
@@ -256,6 +265,7 @@ mod tests {
         assert!(!config.compress_responses);
         assert_eq!(config.web_addr, None);
         assert!(config.web_allow_origins.is_empty());
+        assert_eq!(config.threads, None, "one per core");
     }
 
     #[test]
@@ -291,12 +301,15 @@ mod tests {
             "7",
             "--finish",
             "ok",
+            "--threads",
+            "3",
         ])
         .unwrap();
         assert_eq!(config.think_time, Duration::ZERO);
         assert_eq!(config.chunk_delay, Duration::from_secs(3));
         assert_eq!(config.chunk_size, 7);
         assert_eq!(config.finish, Finish::Ok);
+        assert_eq!(config.threads, Some(3));
     }
 
     #[test]
@@ -309,6 +322,8 @@ mod tests {
             &["--addr", "nowhere"],
             &["--finish", "maybe"],
             &["--max-calls", "0"],
+            &["--threads", "0"],
+            &["--threads", "1025"],
             &["--max-concurrent-streams", "0"],
             &["--log-format", "xml"],
             &["--story", "a.txt", "--stories-dir", "d"],

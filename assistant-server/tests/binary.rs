@@ -210,3 +210,29 @@ async fn text_logs_give_a_calls_context_once_then_its_number() {
     server.signal("TERM");
     assert_eq!(server.exit_code(), Some(0));
 }
+
+/// The names of the threads that serve connections, read from `/proc`.
+#[cfg(target_os = "linux")]
+fn connection_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|task| {
+            let comm = std::fs::read_to_string(task.as_ref().unwrap().path().join("comm"));
+            comm.is_ok_and(|name| name.starts_with("connections-"))
+        })
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn connections_are_served_on_one_thread_a_core_or_as_many_as_threads_says() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (args, threads) in [(&[][..], cores), (&["--threads", "3"][..], 3)] {
+        let mut server = Running::start(args);
+        let port = server.port();
+        assert_eq!(say_hello(port).await, "Hello, Ferris!", "{args:?}");
+        assert_eq!(connection_threads(server.child.id()), threads, "{args:?}");
+        server.signal("TERM");
+        assert_eq!(server.exit_code(), Some(0), "{args:?}");
+    }
+}

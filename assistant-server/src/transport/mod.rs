@@ -193,7 +193,11 @@ impl Connections {
                 draining: CancellationToken::new(),
                 closing,
                 log: RateLimited::new(),
-                workers: Workers::per_core().context("cannot start the connection threads")?,
+                workers: match config.threads {
+                    Some(count) => Workers::start(count),
+                    None => Workers::per_core(),
+                }
+                .context("cannot start the connection threads")?,
             }),
         })
     }
