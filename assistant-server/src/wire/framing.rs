@@ -1,8 +1,9 @@
-//! A story's chunk messages framed once, and shared by every call that
-//! sends them ([`Framing`]), kept within a byte budget ([`Framings`]).
+//! A story's chunk messages, and the ending's, framed once, and shared by
+//! every call that sends them ([`Framing`]), kept within a byte budget
+//! ([`Framings`]).
 //!
-//! A call's chunk messages differ from another's only by their offsets,
-//! which follow the greeting's length. Calls whose greetings are as long,
+//! A call's chunk messages, and its ending, differ from another's only by
+//! their offsets, which follow the greeting's length. Calls whose greetings are as long,
 //! told in chunks of one size, send the same bytes: framed once, a run of
 //! them goes to HTTP/2 as one slice of one buffer, as a file server sends
 //! a file, instead of three slices a message. A server that tells one
@@ -15,6 +16,8 @@ use std::{
 
 use bytes::{Buf, Bytes};
 
+use assistant_proto::sequence::ENDING;
+
 use super::{StoryMessage, shared::Registered, story::MAX_FRAMING};
 
 /// The bytes a [`Framings`] cache keeps by default: 14 framings of
@@ -23,7 +26,8 @@ pub(crate) const DEFAULT_BUDGET: usize = 4 * 1024 * 1024;
 
 /// A story's chunk messages, one after another, as one buffer: chunk `k`
 /// of the text, at offset `story_start + k * chunk_size`, framed as a
-/// [`StoryMessage`] with no version.
+/// [`StoryMessage`] with no version; then the ending's message, so that
+/// a story's last run and its ending go out in one frame.
 pub(crate) struct Framing {
     /// The text framed, which the framing keeps alive: its address is
     /// what tells two texts apart.
@@ -32,7 +36,8 @@ pub(crate) struct Framing {
     chunk_size: usize,
     /// Registered, so that write batching sends runs of it by reference.
     bytes: Registered,
-    /// Where each message starts in `bytes`, and, last, the end.
+    /// Where each message starts in `bytes` (the ending's last), and,
+    /// last, the end.
     starts: Vec<usize>,
 }
 
@@ -51,13 +56,12 @@ impl Framing {
     fn new(text: Bytes, story_start: u64, chunk_size: usize) -> Self {
         let chunk_size = chunk_size.max(1);
         let chunks = text.len().div_ceil(chunk_size);
-        let mut bytes = Vec::with_capacity(text.len() + chunks * MAX_FRAMING);
-        let mut starts = Vec::with_capacity(chunks + 1);
+        let mut bytes = Vec::with_capacity(text.len() + ENDING.len() + (chunks + 1) * MAX_FRAMING);
+        let mut starts = Vec::with_capacity(chunks + 2);
         starts.push(0);
         let mut at = 0;
-        while at < text.len() {
-            let end = (at + chunk_size).min(text.len());
-            let mut message = StoryMessage::new(text.slice(at..end), story_start + at as u64, "");
+        let mut frame = |text: Bytes, offset: usize| {
+            let mut message = StoryMessage::new(text, story_start + offset as u64, "");
             while message.has_remaining() {
                 let chunk = message.chunk();
                 bytes.extend_from_slice(chunk);
@@ -65,8 +69,13 @@ impl Framing {
                 message.advance(taken);
             }
             starts.push(bytes.len());
+        };
+        while at < text.len() {
+            let end = (at + chunk_size).min(text.len());
+            frame(text.slice(at..end), at);
             at = end;
         }
+        frame(Bytes::from_static(ENDING.as_bytes()), text.len());
         Self {
             text,
             story_start,
@@ -85,9 +94,18 @@ impl Framing {
             && self.chunk_size == chunk_size.max(1)
     }
 
-    /// Where message `k` lies in [`Framing::bytes`].
+    /// Where chunk `k`'s message lies in [`Framing::bytes`].
     pub(crate) fn message(&self, k: usize) -> Option<Range<usize>> {
-        Some(*self.starts.get(k)?..*self.starts.get(k + 1)?)
+        if k + 2 >= self.starts.len() {
+            return None;
+        }
+        Some(self.starts[k]..self.starts[k + 1])
+    }
+
+    /// Where the ending's message lies in [`Framing::bytes`].
+    pub(crate) fn ending(&self) -> Range<usize> {
+        let n = self.starts.len();
+        self.starts[n - 2]..self.starts[n - 1]
     }
 
     /// All the messages, framed.
@@ -172,8 +190,8 @@ impl Framings {
 /// The most a framing of `len` bytes of text in chunks of `chunk_size`
 /// can hold, known before it is made.
 fn most_held(len: usize, chunk_size: usize) -> usize {
-    let chunks = len.div_ceil(chunk_size.max(1));
-    2 * len + chunks * (MAX_FRAMING + size_of::<usize>()) + size_of::<usize>()
+    let messages = len.div_ceil(chunk_size.max(1)) + 1;
+    2 * len + ENDING.len() + messages * (MAX_FRAMING + size_of::<usize>()) + size_of::<usize>()
 }
 
 impl Kept {
@@ -230,6 +248,9 @@ mod tests {
                 message.advance(n);
             }
         }
+        let ending = Bytes::from_static(ENDING.as_bytes());
+        let mut message = StoryMessage::new(ending, story_start + text.len() as u64, "");
+        out.extend_from_slice(&message.copy_to_bytes(message.remaining()));
         out
     }
 
@@ -260,7 +281,9 @@ mod tests {
                 end = range.end;
             }
             assert_eq!(framing.message(chunks), None);
-            assert_eq!(end, framing.bytes().len());
+            let ending = framing.ending();
+            assert_eq!(ending.start, end);
+            assert_eq!(ending.end, framing.bytes().len());
         }
     }
 

@@ -216,7 +216,19 @@ impl Pieces {
                     self.next = Next::Finish;
                     let ending = Bytes::from_static(sequence::ENDING.as_bytes());
                     if let Some(rest) = from(&ending, ending_start, resume_from) {
-                        return Some(Ok(self.piece(rest, ending_start.max(resume_from))));
+                        // The whole ending, after the first message, is
+                        // framed already, right after the last chunk.
+                        let framed = match &telling.framing {
+                            Some(framing)
+                                if resume_from <= ending_start && self.version.is_none() =>
+                            {
+                                Some(framing.ending())
+                            }
+                            _ => None,
+                        };
+                        let mut piece = self.piece(rest, ending_start.max(resume_from));
+                        piece.framed = framed;
+                        return Some(Ok(piece));
                     }
                 }
                 Next::Finish => {
