@@ -122,6 +122,7 @@ wait_port() {
 start() { # NAME PORT
   case $1 in
     project) RUST_LOG=warn "$server" --addr "127.0.0.1:$2" --think-time 0 --chunk-delay 0 >/dev/null 2>"$work/$1.log" & ;;
+    project-1) RUST_LOG=warn "$server" --addr "127.0.0.1:$2" --threads 1 --think-time 0 --chunk-delay 0 >/dev/null 2>"$work/$1.log" & ;;
     project-metrics) RUST_LOG=warn "$server" --addr "127.0.0.1:$2" --metrics-addr "127.0.0.1:$(free_port)" --think-time 0 --chunk-delay 0 >/dev/null 2>"$work/$1.log" & ;;
     project-info) "$server" --addr "127.0.0.1:$2" --think-time 0 --chunk-delay 0 >/dev/null 2>"$work/$1.log" & ;;
     floor) "$floor" "127.0.0.1:$2" >/dev/null 2>"$work/$1.log" & ;;
@@ -165,7 +166,7 @@ h2load_mean_ms() {
 declare -A port pid result
 
 say "starting every server"
-for name in nghttpd floor project project-metrics project-info go python; do
+for name in nghttpd floor project project-1 project-metrics project-info go python; do
   port[$name]=$(free_port)
   pid[$name]=$(start "$name" "${port[$name]}"); pids+=("${pid[$name]}")
   wait_port "${port[$name]}"
@@ -173,8 +174,10 @@ done
 
 # Throughput: -c 16 -m 4, 20,000 calls (the Python server 200), in turns.
 # `gzip` is the project's server with grpcio's and grpc-js's
-# grpc-accept-encoding header on every call.
-targets=(nghttpd floor project gzip project-metrics project-info go python)
+# grpc-accept-encoding header on every call; `project-1` serves its
+# connections on one thread (--threads 1), as nghttpd does, and leaves
+# h2load the other core.
+targets=(nghttpd floor project project-1 gzip project-metrics project-info go python)
 server_of() { case $1 in gzip) echo project ;; *) echo "$1" ;; esac; }
 for round in $(seq "$runs"); do
   say "throughput, round $round of $runs: h2load -c 16 -m 4"
@@ -225,7 +228,7 @@ for name in "${gen[@]}"; do
   result[$name.p99]=$(median <"$work/$name.p99")
 done
 
-for name in nghttpd floor project project-metrics project-info go python; do
+for name in nghttpd floor project project-1 project-metrics project-info go python; do
   result[$name.rss]=$(rss_mb "${pid[$name]}")
 done
 # The INFO server's log must be whole: a line for every call's end, the
@@ -298,6 +301,8 @@ cores: $(nproc), shared by the load generator and the server; rounds per figure:
 |---|---|---|---|---|---|---|---|
 | calls/s, h2load -c 16 -m 4, logs at warn | $(r project.rps) | $(r nghttpd.rps) | $(r floor.rps) | $(r go.rps) | $(r python.rps) | $(ratio "$(r project.rps)" "$(r nghttpd.rps)") | $(ratio "$(r project.rps)" "$(r floor.rps)") |
 | server CPU per call (µs), same runs | $(r project.cpucall) | $(r nghttpd.cpucall) | $(r floor.cpucall) | $(r go.cpucall) | $(r python.cpucall) | $(ratio "$(r project.cpucall)" "$(r nghttpd.cpucall)") | $(ratio "$(r project.cpucall)" "$(r floor.cpucall)") |
+| calls/s, same, --threads 1 (one thread, as nghttpd) | $(r project-1.rps) | | | | | $(ratio "$(r project-1.rps)" "$(r nghttpd.rps)") | |
+| server CPU per call (µs), same runs | $(r project-1.cpucall) | | | | | $(ratio "$(r project-1.cpucall)" "$(r nghttpd.cpucall)") | |
 | calls/s, same, with \`grpc-accept-encoding: identity,deflate,gzip\` | $(r gzip.rps) ($(ratio "$(r gzip.rps)" "$(r project.rps)") of plain; $(r gzip.cpucall) µs a call) | | | | | | |
 | calls/s, same, with --metrics-addr | $(r project-metrics.rps) ($(ratio "$(r project-metrics.rps)" "$(r project.rps)") of without; $(r project-metrics.cpucall) µs a call) | | | | | | |
 | calls/s, same, default INFO logs to a file | $(r project-info.rps) ($(ratio "$(r project-info.rps)" "$(r project.rps)") of quiet; $(r project-info.cpucall) µs a call; $((info_lines / info_calls)) lines a call, every one written) | | | | | | |
