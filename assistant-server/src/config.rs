@@ -124,9 +124,10 @@ pub struct Config {
     /// with all its calls on one of them. By default, one per core. On a
     /// machine whose cores are shared with the load (a load generator on
     /// the same machine, say), fewer threads can serve more calls: see
-    /// docs/BENCHMARKS.md.
+    /// docs/BENCHMARKS.md. At most 512: the threads share 512 threads for
+    /// blocking work (story file reads) between them.
     #[arg(long, allow_negative_numbers = true, value_name = "THREADS",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
     pub threads: Option<usize>,
 
     /// HTTP/2 streams (calls) at most on one connection at once; clients
@@ -323,7 +324,7 @@ mod tests {
             &["--finish", "maybe"],
             &["--max-calls", "0"],
             &["--threads", "0"],
-            &["--threads", "1025"],
+            &["--threads", "513"],
             &["--max-concurrent-streams", "0"],
             &["--log-format", "xml"],
             &["--story", "a.txt", "--stories-dir", "d"],

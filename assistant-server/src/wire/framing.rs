@@ -76,6 +76,9 @@ impl Framing {
             at = end;
         }
         frame(Bytes::from_static(ENDING.as_bytes()), text.len());
+        // Held as long as the framing is, and counted by its length: the
+        // room reserved for the longest framing of each message goes back.
+        bytes.shrink_to_fit();
         Self {
             text,
             story_start,

@@ -155,9 +155,15 @@ async fn whole_chunks_after_the_first_message_are_the_shared_framings_bytes() {
     let framings = Framings::new(crate::wire::FRAMINGS_BUDGET);
     // From the start every chunk and the ending are framed already;
     // resumed mid-chunk, the first message (a chunk's rest, with the
-    // version) is not; resumed mid-ending, nothing is.
+    // version) is not; resumed at the ending, the ending is the first
+    // message, with the version, and is not framed either.
     let ending = greeting + story.text().len() as u64;
-    for (resume_from, expected) in [(0, 143), (greeting + 1500, 141), (ending + 1, 0)] {
+    for (resume_from, expected) in [
+        (0, 143),
+        (greeting + 1500, 141),
+        (ending, 0),
+        (ending + 1, 0),
+    ] {
         let mut telling = telling(story.clone(), 1024, resume_from, Finish::Ok);
         telling.share_framing(&framings);
         let mut pieces = telling.into_pieces();
