@@ -210,7 +210,9 @@ impl Flow {
             ),
             None => (0, false),
         };
-        let waiting = if self.0.waiting.load(Ordering::Relaxed) {
+        // Bytes held for the call have arrived: whatever the call is still
+        // to take, the server is no longer the one it waits for.
+        let waiting = if self.0.waiting.load(Ordering::Relaxed) && held == 0 {
             Waiting::ForServer
         } else if window_full {
             Waiting::ForClient
