@@ -12,6 +12,7 @@ use tonic::Status;
 
 mod cache;
 mod dir;
+mod read_lines;
 mod story;
 
 use self::dir::StoriesDir;

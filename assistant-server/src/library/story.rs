@@ -3,13 +3,16 @@
 
 use std::{
     fmt::{self, Write as _},
+    ops::Range,
     path::Path,
-    sync::{Arc, LazyLock},
+    sync::{Arc, LazyLock, OnceLock},
 };
 
 use anyhow::Context;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+
+use super::read_lines::{MIN_KEPT_CHUNK, ReadLine, ReadLines};
 
 /// The tutorial's story, compiled into the binary so the server runs from
 /// any directory.
@@ -21,6 +24,9 @@ pub(crate) struct Story {
     name: Arc<str>,
     text: Bytes,
     version: Arc<str>,
+    /// The lines logged for reading it, made when first logged, in the
+    /// first chunk size (of at least [`MIN_KEPT_CHUNK`]) read in.
+    read_lines: Arc<OnceLock<ReadLines>>,
 }
 
 impl Story {
@@ -38,6 +44,7 @@ impl Story {
             name: name.into(),
             version: version_of(&text).into(),
             text,
+            read_lines: Arc::default(),
         }
     }
 
@@ -69,6 +76,18 @@ impl Story {
         &self.version
     }
 
+    /// The line the tutorial's server logs for reading the bytes at
+    /// `range` of the text, read in chunks of `chunk_size`: for a whole
+    /// chunk, kept with the story once first logged; for part of one (a
+    /// resumed call's first), formatted as it is logged.
+    pub(crate) fn read_line(&self, range: Range<usize>, chunk_size: usize) -> impl fmt::Display {
+        StoryReadLine {
+            story: self,
+            range,
+            chunk_size,
+        }
+    }
+
     /// [`Story::version`], shared rather than borrowed.
     pub(crate) fn shared_version(&self) -> Arc<str> {
         Arc::clone(&self.version)
@@ -84,6 +103,36 @@ fn version_of(text: &[u8]) -> String {
         let _ = write!(version, "{byte:02x}");
     }
     version
+}
+
+/// See [`Story::read_line`]: nothing is looked up or made unless the line
+/// is written.
+struct StoryReadLine<'a> {
+    story: &'a Story,
+    range: Range<usize>,
+    chunk_size: usize,
+}
+
+impl fmt::Display for StoryReadLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            story,
+            range,
+            chunk_size,
+        } = self;
+        let kept = (*chunk_size >= MIN_KEPT_CHUNK)
+            .then(|| {
+                story
+                    .read_lines
+                    .get_or_init(|| ReadLines::new(&story.text, *chunk_size))
+                    .get(range, *chunk_size)
+            })
+            .flatten();
+        match kept {
+            Some(line) => f.write_str(line),
+            None => ReadLine(story.text.get(range.clone()).unwrap_or_default()).fmt(f),
+        }
+    }
 }
 
 impl fmt::Debug for Story {

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use assistant_proto::{assistant::TellStoryResponse, sequence, text::Escaped};
+use assistant_proto::{assistant::TellStoryResponse, sequence};
 use bytes::Bytes;
 use tokio::time::{Instant, Sleep};
 use tokio_stream::{Stream, StreamExt};
@@ -25,9 +25,6 @@ use crate::{
     library::Story,
     wire::{Framing, Framings},
 };
-
-/// How many bytes of each chunk the `Read ...` log line shows.
-const PREVIEW_BYTES: usize = 10;
 
 /// The message that ends a finished story under `--finish cancel`.
 pub(super) const STORY_FINISHED: &str = "story finished";
@@ -190,15 +187,9 @@ impl Pieces {
                         continue;
                     }
                     let from = start.max(resume_from);
-                    let text = telling
-                        .story
-                        .text()
-                        .slice((from - story_start) as usize..(end - story_start) as usize);
-                    info!(
-                        "Read {} bytes: {} ...",
-                        text.len(),
-                        Escaped(&text[..text.len().min(PREVIEW_BYTES)])
-                    );
+                    let in_text = (from - story_start) as usize..(end - story_start) as usize;
+                    let text = telling.story.text().slice(in_text.clone());
+                    info!("{}", telling.story.read_line(in_text, size as usize));
                     self.pause = Pause::Owed(telling.pacing.chunk_delay);
                     // A whole chunk, after the first message (which carries
                     // the version), is framed already.
