@@ -24,9 +24,10 @@ pub(crate) struct Story {
     name: Arc<str>,
     text: Bytes,
     version: Arc<str>,
-    /// The lines logged for reading it, made when first logged, in the
-    /// first chunk size (of at least [`MIN_KEPT_CHUNK`]) read in.
-    read_lines: Arc<OnceLock<ReadLines>>,
+    /// The lines logged for reading it, made when a whole chunk is first
+    /// logged, in that chunk's size, if it is at least [`MIN_KEPT_CHUNK`]
+    /// and they fit in their budget (`None` if not).
+    read_lines: Arc<OnceLock<Option<ReadLines>>>,
 }
 
 impl Story {
@@ -120,17 +121,21 @@ impl fmt::Display for StoryReadLine<'_> {
             range,
             chunk_size,
         } = self;
-        let kept = (*chunk_size >= MIN_KEPT_CHUNK)
-            .then(|| {
-                story
-                    .read_lines
-                    .get_or_init(|| ReadLines::new(&story.text, *chunk_size))
-                    .get(range, *chunk_size)
-            })
-            .flatten();
+        let text = &story.text;
+        let kept = (*chunk_size >= MIN_KEPT_CHUNK
+            && ReadLines::is_whole_chunk(range, *chunk_size, text.len()))
+        .then(|| {
+            story
+                .read_lines
+                .get_or_init(|| ReadLines::new(text, *chunk_size))
+                .as_ref()?
+                .get(range, *chunk_size)
+        })
+        .flatten();
         match kept {
             Some(line) => f.write_str(line),
-            None => ReadLine(story.text.get(range.clone()).unwrap_or_default()).fmt(f),
+            // The caller has sliced the text at `range` already.
+            None => ReadLine(text.get(range.clone()).unwrap_or_default()).fmt(f),
         }
     }
 }
@@ -164,6 +169,45 @@ mod tests {
         assert_eq!(
             Story::new("empty.txt", "").version(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb924"
+        );
+    }
+
+    #[test]
+    fn read_lines_are_kept_only_once_a_whole_chunk_is_logged_and_read_as_formatted() {
+        let text: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let story = Story::new("bytes.txt", text.clone());
+        let formatted = |range: Range<usize>| ReadLine(&text[range]).to_string();
+        let line = story.read_line(0..1024, 1024);
+        assert!(
+            story.read_lines.get().is_none(),
+            "made before it was logged"
+        );
+        assert_eq!(line.to_string(), formatted(0..1024));
+        // A resumed call's first, part of a chunk: as formatted, and not
+        // what makes the lines.
+        let other = Story::new("bytes.txt", text.clone());
+        assert_eq!(
+            other.read_line(10..1024, 1024).to_string(),
+            formatted(10..1024)
+        );
+        assert!(other.read_lines.get().is_none());
+        // Small chunks never make them.
+        assert_eq!(other.read_line(0..7, 7).to_string(), formatted(0..7));
+        assert!(other.read_lines.get().is_none());
+        // Kept now, for every whole chunk, the short last one too; shared by
+        // the story's clones.
+        assert!(matches!(story.read_lines.get(), Some(Some(_))));
+        let clone = story.clone();
+        for range in [1024..2048, 4096..5000] {
+            assert_eq!(
+                clone.read_line(range.clone(), 1024).to_string(),
+                formatted(range)
+            );
+        }
+        // Another size reads as formatted too.
+        assert_eq!(
+            story.read_line(512..1024, 512).to_string(),
+            formatted(512..1024)
         );
     }
 
