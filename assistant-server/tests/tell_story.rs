@@ -320,10 +320,7 @@ async fn the_direct_story_path_sends_the_bytes_tonic_would() {
         message.extend_from_slice(user_name.as_bytes());
         message.extend_from_slice(&[0x12, institution.len() as u8]);
         message.extend_from_slice(institution.as_bytes());
-        let mut framed = vec![0];
-        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        framed.extend_from_slice(&message);
-        framed
+        grpc_framed(&message)
     }
     let requests = [request("Peter S", "SUSTech"), request("Zoë", "U")];
     let mut answers = vec![Vec::new(); requests.len()];
@@ -380,10 +377,7 @@ async fn an_unpaced_story_leaves_in_whole_frames_none_split_for_size() {
     let (response, mut send) = client
         .send_request(request.body(()).unwrap(), false)
         .unwrap();
-    let message = prost::Message::encode_to_vec(&peter());
-    let mut body = vec![0];
-    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    body.extend_from_slice(&message);
+    let body = grpc_framed(&prost::Message::encode_to_vec(&peter()));
     send.send_data(body.into(), true).unwrap();
     let mut response = timeout(PATIENCE, response)
         .await
@@ -402,4 +396,13 @@ async fn an_unpaced_story_leaves_in_whole_frames_none_split_for_size() {
         "{} frames: {frames:?}",
         frames.len()
     );
+}
+
+/// `message` as one uncompressed gRPC message: a zero flag, its length in
+/// four bytes, then the message.
+fn grpc_framed(message: &[u8]) -> Vec<u8> {
+    let mut framed = vec![0];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(message);
+    framed
 }

@@ -27,7 +27,7 @@ const PREVIEW_BYTES: usize = 10;
 pub(super) const MIN_KEPT_CHUNK: usize = 256;
 
 /// The most bytes the lines kept for all stories take, together: `alice.txt`'s
-/// take about 5 KB, so hundreds of stories' lines fit.
+/// take 5.6 KB (4.4 of text, 142 ends), so hundreds of stories' lines fit.
 const BUDGET: usize = 4 * 1024 * 1024;
 
 /// The most a line takes, with its place in the index: `Read `, a count of

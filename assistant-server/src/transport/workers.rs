@@ -1,7 +1,7 @@
 //! The threads that serve the gRPC port's connections: one a core, or as
 //! many as `--threads` says, each a single-threaded tokio runtime, and each
-//! connection, with all its calls, served on one of them. (The web listener's connections, and everything
-//! else, run on the main runtime.)
+//! connection, with all its calls, served on one of them. (The web
+//! listener's connections, and everything else, run on the main runtime.)
 //!
 //! A connection's task and its calls' tasks wake one another at every
 //! frame: a call's frame wakes the connection to write it, and room in the

@@ -3,11 +3,12 @@
 //! ([`Framings`]).
 //!
 //! A call's chunk messages, and its ending, differ from another's only by
-//! their offsets, which follow the greeting's length. Calls whose greetings are as long,
-//! told in chunks of one size, send the same bytes: framed once, a run of
-//! them goes to HTTP/2 as one slice of one buffer, as a file server sends
-//! a file, instead of three slices a message. A server that tells one
-//! story to users with names of a few lengths keeps a few framings.
+//! their offsets, which follow the greeting's length. Calls whose
+//! greetings are as long, told in chunks of one size, send the same
+//! bytes: framed once, a run of them goes to HTTP/2 as one slice of one
+//! buffer, as a file server sends a file, instead of three slices a
+//! message. A server that tells one story to users with names of a few
+//! lengths keeps a few framings.
 
 use std::{
     ops::Range,
