@@ -16,7 +16,8 @@
 #      logs the abusive connections it closes at a bounded rate.
 #   4. Call slots (slowloris): 17 connections x 1,000 streams whose
 #      request never finishes arriving; a good client's calls succeed
-#      throughout, and no such stream outlives --request-timeout (5 s).
+#      throughout, no such stream outlives --request-timeout (5 s), and
+#      peak RSS stays under 128 MB.
 #   5. Deadlines: grpc-timeout 1m on a story that is always ready (sent
 #      in 1-byte messages) ends DEADLINE_EXCEEDED; a stream stalled
 #      on window 0, and a slow reader, are ended within 100 ms of a 1 s

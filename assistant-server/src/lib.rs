@@ -72,3 +72,18 @@ pub use crate::{
     ops::logging::{LogGuard, init_logging},
     server::{Handle, Server, run},
 };
+
+/// For tests that hold a future's size down: the size of what a function
+/// returns, without calling it.
+#[cfg(test)]
+mod sizes {
+    /// The size of what `f`, of three arguments, returns.
+    pub(crate) fn returned_size_3<A, B, C, R>(_: impl FnOnce(A, B, C) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// The size of what `f`, of four arguments, returns.
+    pub(crate) fn returned_size_4<A, B, C, D, R>(_: impl FnOnce(A, B, C, D) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+}

@@ -22,6 +22,7 @@ mod validate;
 use std::{
     convert::Infallible,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -79,7 +80,7 @@ pub(crate) struct Router {
     routes: Routes,
     /// `TellStory` answered directly ([`story::direct`]); `None` when
     /// responses are compressed, which only tonic's encoder does.
-    direct_story: Option<Assistant>,
+    direct_story: Option<Arc<Assistant>>,
 }
 
 impl Router {
@@ -100,7 +101,7 @@ impl Router {
             .prepare();
         Ok(Self {
             routes,
-            direct_story: (!config.compress_responses).then_some(assistant),
+            direct_story: (!config.compress_responses).then(|| Arc::new(assistant)),
         })
     }
 }
@@ -121,10 +122,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Router {
         if let Some(assistant) = &self.direct_story
             && request.uri().path() == story::direct::PATH
         {
-            let assistant = assistant.clone();
-            return Box::pin(
-                async move { Ok(story::direct::tell_story(assistant, request).await) },
-            );
+            return story::direct::tell_story(assistant, request);
         }
         let answer = self.routes.call(request);
         Box::pin(async move {

@@ -260,6 +260,42 @@ async fn a_compressed_request_is_held_to_the_limit_once_decompressed() {
 }
 
 #[tokio::test]
+async fn a_story_request_that_cannot_be_read_gets_the_status_tonic_gives() {
+    // The story is answered by the server's own code, not tonic's; these
+    // are tonic's codes and messages.
+    let server = TestServer::start(fast_config()).await.unwrap();
+    let path = "/assistant.AssistantService/TellStory";
+    let answer = |headers: http::HeaderMap| {
+        let status = tonic::Status::from_header_map(&headers).expect("a status in the headers");
+        (status.code(), status.message().to_owned())
+    };
+
+    let (_, headers, _) = raw::h2_call_with(
+        &server,
+        path,
+        &[("grpc-encoding", "br")],
+        Bytes::new(),
+        true,
+    )
+    .await;
+    assert_eq!(
+        answer(headers),
+        (
+            Code::Unimplemented,
+            "Content is compressed with `br` which isn't supported".to_owned()
+        )
+    );
+
+    // The stream ends with no request message in it.
+    let (_, headers, _) = raw::h2_call_with(&server, path, &[], Bytes::new(), true).await;
+    assert_eq!(
+        answer(headers),
+        (Code::Internal, "Missing request message.".to_owned())
+    );
+    still_serves(&server.channel().await).await;
+}
+
+#[tokio::test]
 async fn a_compressed_story_request_is_read_whole_and_held_to_the_limit() {
     let server = TestServer::start(fast_config()).await.unwrap();
     let gzip = [("grpc-encoding", "gzip")];
