@@ -4,9 +4,11 @@
 #
 #   1. Never-reading clients: 20 connections x 1,000 TellStory streams
 #      with windows of 2^31-1, never read: peak RSS under 512 MB. With
-#      --max-calls 100, such streams fill the server, and good calls on
-#      connections of their own get their stories by making room: a
-#      stalled call of the busiest connection ends RESOURCE_EXHAUSTED.
+#      --max-calls 100, such streams fill the server, which then holds
+#      exactly 100 calls, and six good calls on connections of their own,
+#      each arriving at a full server, get their stories by making room:
+#      each ends one stalled call of the busiest connection
+#      RESOURCE_EXHAUSTED.
 #   2. Zero-window streams: 10,000 TellStory streams with window 0: peak
 #      RSS under 150 MB.
 #   3. Connections and descriptors: 2,000 connections that send one byte

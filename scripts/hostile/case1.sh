@@ -1,37 +1,80 @@
 # Case 1 of scripts/hostile.sh, sourced by it (see its header): never-reading clients.
 
-# 1b: the server at --max-calls 100 (it logs so) with never-reading
-# streams; then five grpcio calls and one assistant-client call, each on a
-# connection of its own, get their stories: each makes room by ending a
-# stalled call of the busiest connection (RESOURCE_EXHAUSTED, logged).
+# 1b: the server at --max-calls 100 (it logs so), full of never-reading
+# streams. Then five grpcio calls and one assistant-client call, one
+# after another and each on a connection of its own, get their stories:
+# each finds the server full and makes room by ending a stalled call of
+# the busiest connection (RESOURCE_EXHAUSTED, logged). Before each, the
+# attack fills the place the last one left, and the server settles.
+
+# settled_at N: once every call in flight is stalled (the attack's calls
+# have all found their place), the server holds exactly N calls: 100
+# (--max-calls) while the attack fills it; making room never leaves it
+# over (a call whose place was taken as its request came in, or as its
+# client read on, must end all the same). Adds the count to $settled.
+settled_at() {
+  "$python" "$attacks/settled_calls.py" "$metrics_port" --expect "$1" >"$work/c1b.settled.json"
+  cat "$work/c1b.settled.json"
+  local in_flight
+  in_flight=$(jget "$work/c1b.settled.json" 'd["in_flight"] if d["in_flight"] == d["stalled"] else "never all stalled"')
+  settled+=" $in_flight"
+  [ "$in_flight" = "$1" ] || { echo "calls in flight: $in_flight, not $1"; return 1; }
+}
+
+# A good call: grpcio (one call) for 1 to 5, assistant-client for 6.
+# Sets rc and codes.
+good_call() {
+  if [ "$1" -le 5 ]; then
+    "$python" "$attacks/grpc_calls.py" statuses "$srv_port" 1 >"$work/c1b.calls.json"
+    codes+="$(jget "$work/c1b.calls.json" '" ".join(d["codes"])'); "
+  else
+    timeout 30 "$client_bin" --server "127.0.0.1:$srv_port" --buffer-size 1024 --step-sec 0 \
+      >"$work/c1b.client.out" 2>"$work/c1b.client.err" || rc=$?
+  fi
+}
+
 check_made_room() {
   attack_ready c1b 60 || { echo "the attack was never in place"; return 1; }
-  local t0 _ rc=0 codes before after
-  t0=$(now_ms)
+  local _ n rc=0 codes="" settled="" ended="" before after first=0
   for _ in $(seq 100); do
     grep -q "At the limit of 100 calls" "$srv_log" && break
     sleep 0.05
   done
   grep -q "At the limit of 100 calls" "$srv_log" \
     || { echo "the server never logged 'At the limit of 100 calls'"; return 1; }
-  before=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
-  "$python" "$attacks/grpc_calls.py" statuses "$srv_port" 5 >"$work/c1b.calls.json"
-  timeout 30 "$client_bin" --server "127.0.0.1:$srv_port" --buffer-size 1024 --step-sec 0 \
-    >"$work/c1b.client.out" 2>"$work/c1b.client.err" || rc=$?
-  # The log is written by a thread of its own: give the last line a moment.
-  for _ in $(seq 40); do
-    after=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
-    [ $((after - before)) -ge 6 ] && break
-    sleep 0.05
+  for n in 1 2 3 4 5 6; do
+    if [ "$n" -gt 1 ]; then
+      # The last good call's place: the attack fills it again.
+      echo $((n - 1)) >"$work/c1b.top-up.new"
+      mv "$work/c1b.top-up.new" "$work/c1b.top-up"
+    fi
+    settled_at 100 || { detail "calls in flight, settled, before each good call:$settled"; return 1; }
+    before=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
+    [ "$n" -gt 1 ] || first=$before
+    good_call "$n"
+    # The log is written by a thread of its own: give the line a moment.
+    for _ in $(seq 40); do
+      after=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
+      [ "$after" -gt "$before" ] && break
+      sleep 0.05
+    done
+    ended+=" $((after - before))"
   done
-  cat "$work/c1b.calls.json" "$work/c1b.client.err"
-  codes=$(jget "$work/c1b.calls.json" '" ".join(sorted(set(d["codes"])))')
-  detail "at the limit after $(($(now_ms) - t0)) ms; grpcio x5: $codes; assistant-client: exit $rc;" \
-    "stalled calls ended to make room: $((after - before))"
-  [ "$codes" = "CANCELLED: story finished" ] || { echo "a grpcio call did not get its story"; return 1; }
+  # The last good call's place stays free; and no call was ended but the
+  # six that made room (one late would have passed for the next call's).
+  settled_at 99 || { detail "calls in flight, settled, before each good call and after:$settled"; return 1; }
+  after=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
+  ended+=" (all: $((after - first)))"
+  detail "calls in flight, settled, before each good call and after:$settled;" \
+    "stalled calls each ended:$ended;" \
+    "grpcio x5: $(printf '%s' "$codes" | tr ';' '\n' | sed 's/^ //' | grep . | sort -u | paste -sd, -);" \
+    "assistant-client: exit $rc"
+  cat "$work/c1b.client.err"
+  [ "$codes" = "$(printf 'CANCELLED: story finished; %.0s' 1 2 3 4 5)" ] \
+    || { echo "a grpcio call did not get its story"; return 1; }
   { [ "$rc" -eq 0 ] && cmp -s "$work/expected.txt" "$work/c1b.client.out"; } \
     || { echo "assistant-client: exit $rc, or not the story byte for byte"; return 1; }
-  [ $((after - before)) -ge 6 ] || { echo "fewer than 6 stalled calls were ended"; return 1; }
+  [ "$ended" = " 1 1 1 1 1 1 (all: 6)" ] || { echo "not every good call ended one stalled call"; return 1; }
 }
 
 case1() {
@@ -47,11 +90,14 @@ case1() {
   # They go out in waves, so that calls whose bytes fit in the sockets'
   # buffers (and so left) are replaced, until the server is full. The good
   # calls run after, each on a connection of its own.
-  start_server c1b "${quick[@]}" --max-calls 100
+  metrics_port=$(free_port)
+  start_server c1b "${quick[@]}" --max-calls 100 --metrics-addr "127.0.0.1:$metrics_port"
   sampler_start
-  attack_start c1b never_read.py --port "$srv_port" --connections 10 --streams 300 --waves 10 --wave-pause 0.2 --hold 6
-  check "1b never-reading streams fill --max-calls 100: good calls make room, ending stalled ones RESOURCE_EXHAUSTED" \
+  attack_start c1b never_read.py --port "$srv_port" --connections 10 --streams 300 --waves 10 --wave-pause 0.2 \
+    --hold 60 --release "$work/c1b.release" --top-up "$work/c1b.top-up"
+  check "1b never-reading streams fill --max-calls 100, and hold it exactly: good calls make room, each ending a stalled one RESOURCE_EXHAUSTED" \
     check_made_room
+  touch "$work/c1b.release"
   attack_wait
   sampler_stop
   finish "1b"

@@ -8,13 +8,20 @@ send everything, and nothing is taken off the wire. The streams go out in
 --waves waves, --wave-pause seconds apart (one wave by default).
 
 Once every stream is sent it writes the --ready file, holds the connections
-for --hold seconds, closes them, and prints a JSON summary.
+for --hold seconds (or until the --release file appears), closes them, and
+prints a JSON summary.
+
+While it holds, it tops up: whenever the number in the --top-up file goes
+up, it opens that many more such streams on its first connection, so that
+a test can fill again a place that a call left.
 
 Usage: never_read.py --port PORT [--connections 20] [--streams 1000]
                      [--waves 1] [--wave-pause 0] [--hold 8] [--ready FILE]
+                     [--release FILE] [--top-up FILE]
 """
 
 import argparse
+import os
 import socket
 import threading
 import time
@@ -31,6 +38,8 @@ def main():
     parser.add_argument("--wave-pause", type=float, default=0.0)
     parser.add_argument("--hold", type=float, default=8.0)
     parser.add_argument("--ready")
+    parser.add_argument("--release")
+    parser.add_argument("--top-up")
     args = parser.parse_args()
     h2raw.raise_nofile()
 
@@ -73,12 +82,26 @@ def main():
             time.sleep(args.wave_pause)
     send_seconds = time.monotonic() - started
     h2raw.mark_ready(args.ready)
-    time.sleep(args.hold)
+    topped_up = 0
+    until = time.monotonic() + args.hold
+    while time.monotonic() < until and not (args.release and os.path.exists(args.release)):
+        wanted = topped_up
+        if args.top_up:
+            try:
+                with open(args.top_up) as f:
+                    wanted = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pass
+        if wanted > topped_up:
+            send_wave(0, wanted - topped_up)
+            topped_up = wanted
+        time.sleep(0.02)
     for sock in sockets:
         sock.close()
     h2raw.report({
         "connections": len(sockets),
         "streams_sent": sum(sent),
+        "topped_up": topped_up,
         "send_seconds": round(send_seconds, 3),
         "errors": errors[:5],
     })

@@ -62,29 +62,44 @@ impl Calls {
     /// with the most calls, if that holds more than `entering` (the new
     /// call's connection): a connection cannot push out calls of one no
     /// busier than itself.
+    ///
+    /// The new call, `id`, is registered as waiting for its request before
+    /// another can look for room: under the same lock, so that no call is
+    /// ever counted and yet out of reach.
     pub(crate) fn enter_making_room(
         &self,
         max: usize,
         entering: Option<&ConnectionCalls>,
-    ) -> Option<Gauge> {
-        if let Some(gauge) = self.enter(max) {
-            return Some(gauge);
-        }
-        let awaiting = self
+        id: u64,
+    ) -> Option<(Gauge, AwaitingRequest)> {
+        let mut awaiting = self
             .awaiting_request
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_first()
-            .map(|(_, evict)| evict);
-        let evicted = awaiting.or_else(|| {
-            let busier_than = entering.map_or(0, ConnectionCalls::active);
-            self.evict_stalled(busier_than)
-        })?;
-        evicted.cancel();
-        self.active.add();
-        Some(Gauge {
-            active: Arc::clone(&self.active),
-        })
+            .unwrap_or_else(|e| e.into_inner());
+        let gauge = match self.enter(max) {
+            Some(gauge) => gauge,
+            None => {
+                let evicted = awaiting.pop_first().map(|(_, evict)| evict).or_else(|| {
+                    let busier_than = entering.map_or(0, ConnectionCalls::active);
+                    self.evict_stalled(busier_than)
+                })?;
+                evicted.cancel();
+                self.active.add();
+                Gauge {
+                    active: Arc::clone(&self.active),
+                }
+            }
+        };
+        let evict = CancellationToken::new();
+        awaiting.insert(id, evict.clone());
+        Some((
+            gauge,
+            AwaitingRequest {
+                id,
+                evict,
+                registry: Arc::clone(&self.awaiting_request),
+            },
+        ))
     }
 
     /// Takes out the call to end among those stalled: on the connection
@@ -124,6 +139,7 @@ impl Calls {
 
     /// Registers call `id` as waiting for its request; the token is
     /// cancelled if the call must make room for another.
+    #[cfg(test)]
     pub(crate) fn await_request(&self, id: u64) -> AwaitingRequest {
         let evict = CancellationToken::new();
         self.awaiting_request
@@ -198,12 +214,23 @@ pub(crate) struct AwaitingRequest {
     registry: Arc<Mutex<BTreeMap<u64, CancellationToken>>>,
 }
 
-impl Drop for AwaitingRequest {
-    fn drop(&mut self) {
+impl AwaitingRequest {
+    /// Takes the call off the list, as its request has arrived: true, or
+    /// false if the server took it off first to make room. Then the call
+    /// must end all the same: the call that took its place was counted in
+    /// its stead, and the count stays over the limit until this one ends.
+    pub(crate) fn arrived(&self) -> bool {
         self.registry
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+            .remove(&self.id)
+            .is_some()
+    }
+}
+
+impl Drop for AwaitingRequest {
+    fn drop(&mut self) {
+        self.arrived();
     }
 }
 
@@ -216,13 +243,23 @@ pub(crate) struct StalledGuard {
     registry: Arc<Mutex<Stalled>>,
 }
 
-impl Drop for StalledGuard {
-    fn drop(&mut self) {
+impl StalledGuard {
+    /// Takes the call off the list, as its client reads again: true, or
+    /// false if the server took it off first to make room. Then the call
+    /// must end all the same, as with [`AwaitingRequest::arrived`].
+    pub(crate) fn reading_again(&self) -> bool {
         self.registry
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .calls
-            .remove(&self.key);
+            .remove(&self.key)
+            .is_some()
+    }
+}
+
+impl Drop for StalledGuard {
+    fn drop(&mut self) {
+        self.reading_again();
     }
 }
 
@@ -298,11 +335,10 @@ mod tests {
     #[test]
     fn a_full_server_makes_room_by_ending_the_oldest_call_still_awaiting_its_request() {
         let calls = Calls::default();
-        let _a = calls.enter_making_room(2, None).unwrap();
-        let first_waiting = calls.await_request(1);
-        let _b = calls.enter_making_room(2, None).unwrap();
-        let second_waiting = calls.await_request(2);
-        let _c = calls.enter_making_room(2, None).expect("room made");
+        let (_a, first_waiting) = calls.enter_making_room(2, None, 1).unwrap();
+        let (_b, second_waiting) = calls.enter_making_room(2, None, 2).unwrap();
+        // The newcomer waits for its request too, from the moment it is in.
+        let (_c, third_waiting) = calls.enter_making_room(2, None, 3).expect("room made");
         assert!(first_waiting.evict.is_cancelled());
         assert!(!second_waiting.evict.is_cancelled());
         assert_eq!(
@@ -310,9 +346,12 @@ mod tests {
             3,
             "over the cap until the evicted call ends"
         );
-        drop(second_waiting); // its request arrived
+        // The evicted call's request was in, unread: it must end anyway.
+        assert!(!first_waiting.arrived(), "taken off to make room");
+        assert!(second_waiting.arrived());
+        assert!(third_waiting.arrived(), "registered as it came in");
         assert!(
-            calls.enter_making_room(2, None).is_none(),
+            calls.enter_making_room(2, None, 4).is_none(),
             "nobody left to end"
         );
     }
@@ -333,15 +372,19 @@ mod tests {
         // call that stalled first, not the quiet one's.
         let newcomer = Arc::new(ConnectionCalls::default());
         let _seat = newcomer.enter(10).unwrap();
-        let _gauge = calls
-            .enter_making_room(4, Some(&newcomer))
+        let (_gauge, newcomer_waiting) = calls
+            .enter_making_room(4, Some(&newcomer), 1)
             .expect("room made");
+        assert!(newcomer_waiting.arrived());
         assert!(first.evict.is_cancelled());
         assert!(!second.evict.is_cancelled() && !quiet_stall.evict.is_cancelled());
+        // Had its client read on meanwhile, it must end all the same.
+        assert!(!first.reading_again(), "taken off to make room");
 
         // A connection as busy as the busiest cannot push its calls out.
         let _more: Vec<_> = (0..3).map(|_| quiet.enter(10).unwrap()).collect();
-        assert!(calls.enter_making_room(4, Some(&quiet)).is_none());
+        assert!(calls.enter_making_room(4, Some(&quiet), 2).is_none());
+        assert!(second.reading_again(), "never taken off");
         drop(quiet_seat);
     }
 

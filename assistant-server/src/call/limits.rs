@@ -123,8 +123,10 @@ pub(super) struct RequestLimit<B> {
 }
 
 struct Awaiting {
-    /// Registered as waiting, so that the server can make room.
-    registered: AwaitingRequest,
+    /// Registered as waiting, so that the server can make room; `None`
+    /// for calls the server does not count (health, reflection), which it
+    /// cannot end to make room.
+    registered: Option<AwaitingRequest>,
     evicted: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// When the first message must be in, for one-message requests.
     by: Option<Instant>,
@@ -138,7 +140,7 @@ impl<B> RequestLimit<B> {
         inner: B,
         limit: u64,
         context: CallContext,
-        registered: AwaitingRequest,
+        registered: Option<AwaitingRequest>,
         by: Option<Instant>,
         metrics: Option<Arc<MethodMetrics>>,
     ) -> Self {
@@ -158,19 +160,25 @@ impl<B> RequestLimit<B> {
     }
 }
 
+/// The status of a call ended before its request was read, to make room.
+fn made_room() -> Status {
+    Status::resource_exhausted(
+        "the server was at its limit of calls and needed this call's place: \
+         its request had not been read yet; retry",
+    )
+}
+
 impl Awaiting {
     /// Why the call must end before its request arrives, if it must; polls
     /// what it waits on, so the task is woken in time.
     fn must_end(&mut self, cx: &mut Context<'_>) -> Option<Status> {
-        let evict = &self.registered.evict;
-        let evicted = self
-            .evicted
-            .get_or_insert_with(|| Box::pin(evict.clone().cancelled_owned()));
-        if evicted.as_mut().poll(cx).is_ready() {
-            return Some(Status::resource_exhausted(
-                "the server was at its limit of calls and needed this call's place: \
-                 its request had not arrived; retry",
-            ));
+        if let Some(registered) = &self.registered {
+            let evicted = self
+                .evicted
+                .get_or_insert_with(|| Box::pin(registered.evict.clone().cancelled_owned()));
+            if evicted.as_mut().poll(cx).is_ready() {
+                return Some(made_room());
+            }
         }
         let by = self.by?;
         let timer = self
@@ -209,8 +217,17 @@ where
                         )))));
                     }
                     let complete = this.frames.complete();
-                    if this.awaiting.is_some() && complete > 0 {
-                        this.awaiting = None;
+                    if complete > 0
+                        && let Some(awaiting) = this.awaiting.take()
+                    {
+                        // The request may have been in, unread, when the
+                        // server took this call's place: the call ends.
+                        if awaiting
+                            .registered
+                            .is_some_and(|registered| !registered.arrived())
+                        {
+                            return Poll::Ready(Some(Err(made_room())));
+                        }
                         this.context.request_arrived();
                     }
                     if complete > this.counted {
@@ -255,6 +272,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::super::calls::Calls;
     use super::*;
 
     #[test]
@@ -289,6 +307,49 @@ mod tests {
             2,
             "an empty message is complete at once"
         );
+    }
+
+    /// Polls, once, the request body of a call waiting for its request,
+    /// with the whole message in; the server, full, having taken the
+    /// call's place first if `made_room_first`.
+    fn first_poll(made_room_first: bool) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let calls = Calls::default();
+        let _gauge = calls.enter(1).unwrap();
+        let message = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0a, 0]);
+        let mut body = RequestLimit::new(
+            http_body_util::Full::new(message),
+            4096,
+            CallContext::default(),
+            Some(calls.await_request(1)),
+            None,
+            None,
+        );
+        let _newcomer = made_room_first.then(|| calls.enter_making_room(1, None, 2).unwrap());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(&mut body).poll_frame(&mut cx)
+    }
+
+    #[test]
+    fn a_request_that_arrives_is_read() {
+        let polled = first_poll(false);
+        assert!(matches!(polled, Poll::Ready(Some(Ok(_)))), "{polled:?}");
+    }
+
+    #[test]
+    fn a_call_whose_place_was_taken_ends_though_its_request_is_in() {
+        // The request was in, unread, when the server took the call's
+        // place: the newcomer was counted in its stead, so the call must
+        // end, or the count stays over the limit while it runs.
+        match first_poll(true) {
+            Poll::Ready(Some(Err(status))) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+                assert!(
+                    status.message().contains("needed this call's place"),
+                    "{status:?}"
+                );
+            }
+            other => panic!("the call went on: {other:?}"),
+        }
     }
 
     #[test]

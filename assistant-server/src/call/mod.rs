@@ -54,7 +54,10 @@ use crate::{
 };
 
 pub use self::calls::Calls;
+#[cfg(not(test))]
 use self::calls::ConnectionCalls;
+#[cfg(test)]
+pub(crate) use self::calls::ConnectionCalls;
 pub(crate) use self::calls::StalledGuard;
 pub(crate) use self::{
     body::{CallBody, EndEarly, status_trailers},
@@ -232,8 +235,11 @@ where
             refused(status)
         };
 
-        let (seats, ending) = if infrastructure {
-            (None, self.endings.infrastructure.child_token())
+        // Only a counted call waits for its request where the server may
+        // end it to make room: ending one the count leaves out (health,
+        // reflection) would make none.
+        let (seats, awaiting, ending) = if infrastructure {
+            (None, None, self.endings.infrastructure.child_token())
         } else {
             let seat = match &self.connection_calls {
                 Some(connection) => {
@@ -258,9 +264,9 @@ where
                 None => None,
             };
             let entering = self.connection_calls.as_deref();
-            let Some(gauge) = self
-                .calls
-                .enter_making_room(self.limits.max_calls, entering)
+            let Some((gauge, awaiting)) =
+                self.calls
+                    .enter_making_room(self.limits.max_calls, entering, id)
             else {
                 self.refusals.info(format_args!(
                     "Refused a call: the server is at its limit of {} calls (--max-calls)",
@@ -275,7 +281,11 @@ where
                     )),
                 );
             };
-            (Some((gauge, seat)), self.endings.application.child_token())
+            (
+                Some((gauge, seat)),
+                Some(awaiting),
+                self.endings.application.child_token(),
+            )
         };
 
         let context = CallContext::default();
@@ -284,7 +294,6 @@ where
         }
         let request_by = (!streams_requests(path))
             .then(|| tokio::time::Instant::now() + self.limits.request_timeout);
-        let awaiting = self.calls.await_request(id);
         let mut request = request.map(|body| {
             tonic::body::Body::new(RequestLimit::new(
                 body,

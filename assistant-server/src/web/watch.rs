@@ -145,8 +145,16 @@ async fn watchdog(
         stalled = match stalled.take() {
             // Still waiting on the same frame: still stalled.
             Some((guard, frames)) if slot.frames == frames => Some((guard, frames)),
-            // Reading again: no longer stalled, until it waits again.
-            Some(_) => None,
+            // Reading again: no longer stalled, until it waits again;
+            // unless the server took the call's place just before, as
+            // then a newcomer was counted in its stead.
+            Some((guard, _)) => {
+                if !guard.reading_again() {
+                    drop(slot);
+                    return end(&Arc::downgrade(&strong), EndEarly::MadeRoom);
+                }
+                None
+            }
             // A frame went out and the next was not asked for: stalled,
             // so a full server may end the call to make room.
             None if slot.awaiting_poll => slot

@@ -105,15 +105,32 @@ async fn half_a_request(
     h2::SendStream<bytes::Bytes>,
     h2::client::SendRequest<bytes::Bytes>,
 ) {
+    part_of_a_request(
+        server,
+        "/assistant.AssistantService/TellStory",
+        b"\x00\x00\x00\x00\x0a",
+    )
+    .await
+}
+
+/// Opens a call to `path` on its own connection, sending `part` of its
+/// request and nothing more; as [`half_a_request`].
+async fn part_of_a_request(
+    server: &TestServer,
+    path: &str,
+    part: &'static [u8],
+) -> (
+    h2::client::ResponseFuture,
+    h2::SendStream<bytes::Bytes>,
+    h2::client::SendRequest<bytes::Bytes>,
+) {
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
-    let request = raw::grpc_post(server, "/assistant.AssistantService/TellStory")
-        .body(())
-        .unwrap();
+    let request = raw::grpc_post(server, path).body(()).unwrap();
     let (response, mut send) = client.send_request(request, false).unwrap();
-    send.send_data(bytes::Bytes::from_static(b"\x00\x00\x00\x00\x0a"), false)
+    send.send_data(bytes::Bytes::from_static(part), false)
         .unwrap();
     (response, send, client)
 }
@@ -172,19 +189,57 @@ async fn a_full_server_makes_room_for_a_good_call_by_ending_one_whose_request_ha
     let (newer, _b, _c2) = half_a_request(&server).await;
     server.calls.wait_for(|active| active == 2).await;
 
-    // A good call still gets its story.
+    a_good_call_gets_its_story(&server).await;
+    assert_eq!(status_of(oldest).await, Code::ResourceExhausted as i32);
+    assert!(
+        timeout(Duration::from_millis(100), newer).await.is_err(),
+        "only the oldest made room"
+    );
+}
+
+/// A story call on a connection of its own gets its story: room is made
+/// for it.
+async fn a_good_call_gets_its_story(server: &TestServer) {
     let mut stream = AssistantServiceClient::new(server.channel().await)
         .tell_story(peter())
         .await
         .expect("room is made for it")
         .into_inner();
     while stream.message().await.is_ok_and(|m| m.is_some()) {}
+}
 
-    assert_eq!(status_of(oldest).await, Code::ResourceExhausted as i32);
-    assert!(
-        timeout(Duration::from_millis(100), newer).await.is_err(),
-        "only the oldest made room"
-    );
+#[tokio::test]
+async fn a_full_server_makes_room_with_counted_calls_only_not_a_health_check() {
+    let config = Config {
+        max_calls: 1,
+        request_timeout: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    // A health check waits for its request (3 bytes of an empty message's
+    // 5); then, on the same connection and so after it, the one counted
+    // call waits for its own.
+    let (check, mut check_request, client) =
+        part_of_a_request(&server, "/grpc.health.v1.Health/Check", b"\x00\x00\x00").await;
+    let mut client = client.ready().await.unwrap();
+    let request = raw::grpc_post(&server, "/assistant.AssistantService/TellStory")
+        .body(())
+        .unwrap();
+    let (story, mut story_request) = client.send_request(request, false).unwrap();
+    story_request
+        .send_data(bytes::Bytes::from_static(b"\x00\x00\x00\x00\x0a"), false)
+        .unwrap();
+    server.calls.wait_for(|active| active == 1).await;
+
+    a_good_call_gets_its_story(&server).await;
+    assert_eq!(status_of(story).await, Code::ResourceExhausted as i32);
+
+    // The health check, which the count leaves out, was not the one ended:
+    // its request completes, and it answers.
+    check_request
+        .send_data(bytes::Bytes::from_static(b"\x00\x00"), true)
+        .unwrap();
+    assert_eq!(status_of(check).await, Code::Ok as i32);
 }
 
 #[tokio::test]

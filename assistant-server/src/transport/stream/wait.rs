@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use crate::{
-    call::{CallBody, EndEarly},
+    call::{CallBody, EndEarly, StalledGuard},
     wire::Chunk,
 };
 
@@ -130,7 +130,7 @@ pub(super) async fn wait_on_client(
                 biased;
                 () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
                 () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
-                waited = &mut client => waited,
+                waited = &mut client => read_on(waited, stall, stalled.as_ref()),
                 () = made_room => Waited::Ended(EndEarly::MadeRoom),
             }
         }
@@ -143,4 +143,55 @@ pub(super) async fn wait_on_client(
         body.in_span(|client| info!("{client} is reading again after {waited_s:.1} s"));
     }
     waited
+}
+
+/// What a stalled stream does once its client reads again: goes on,
+/// unless the server took its place to make room just before. The call
+/// that took it was counted in its stead, so going on would leave the
+/// count over the limit for as long as this call runs. A last frame that
+/// was written is the call's end anyway.
+fn read_on(waited: Waited, stall: Stall, stalled: Option<&StalledGuard>) -> Waited {
+    match (waited, stall, stalled) {
+        (Waited::Sent(_), Stall::Window, Some(stalled)) if !stalled.reading_again() => {
+            Waited::Ended(EndEarly::MadeRoom)
+        }
+        (waited, ..) => waited,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::call::{Calls, ConnectionCalls};
+
+    #[test]
+    fn a_stream_whose_place_was_taken_ends_though_its_client_reads_again() {
+        let calls = Calls::default();
+        let connection = Arc::new(ConnectionCalls::default());
+        let _seat = connection.enter(10).unwrap();
+        let _gauge = calls.enter(1).unwrap();
+        let sent = |waited: Waited| matches!(waited, Waited::Sent(10));
+
+        let kept = calls.stalled(Arc::clone(&connection));
+        assert!(sent(read_on(Waited::Sent(10), Stall::Window, Some(&kept))));
+
+        // Its window opened as the server, full, took its place: the
+        // newcomer was counted in its stead.
+        let taken = calls.stalled(Arc::clone(&connection));
+        let _newcomer = calls.enter_making_room(1, None, 1).expect("room made");
+        assert!(matches!(
+            read_on(Waited::Sent(10), Stall::Window, Some(&taken)),
+            Waited::Ended(EndEarly::MadeRoom)
+        ));
+
+        // A last frame written is the end of the call either way.
+        let last = calls.stalled(Arc::clone(&connection));
+        let _another = calls.enter_making_room(1, None, 2).expect("room made");
+        assert!(matches!(
+            read_on(Waited::Sent(0), Stall::Queued, Some(&last)),
+            Waited::Sent(0)
+        ));
+    }
 }
