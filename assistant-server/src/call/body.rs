@@ -93,15 +93,24 @@ impl CallBody {
         }
     }
 
-    /// When the call must end, whatever it is doing, and the token that
-    /// shutdown cancels to end it.
-    pub(crate) fn must_end_by(&self) -> (Option<Instant>, Option<&CancellationToken>) {
+    /// When the call must end, whatever it is doing: its deadline, the
+    /// token that shutdown cancels to end it, and the token cancelled if
+    /// the server takes its place before its request is read.
+    pub(crate) fn must_end_by(
+        &self,
+    ) -> (
+        Option<Instant>,
+        Option<&CancellationToken>,
+        Option<&CancellationToken>,
+    ) {
         if self.inner.is_none() {
-            return (None, None);
+            return (None, None, None);
         }
+        let record = self.record.as_ref();
         (
             self.deadline,
-            self.record.as_ref().map(|record| &record.ending),
+            record.map(|record| &record.ending),
+            record.and_then(|record| record.place_taken.as_ref()),
         )
     }
 

@@ -294,6 +294,7 @@ where
         }
         let request_by = (!streams_requests(path))
             .then(|| tokio::time::Instant::now() + self.limits.request_timeout);
+        let place_taken = awaiting.as_ref().map(|awaiting| awaiting.evict.clone());
         let mut request = request.map(|body| {
             tonic::body::Body::new(RequestLimit::new(
                 body,
@@ -310,6 +311,7 @@ where
         request.extensions_mut().insert(context.clone());
         let deadline = deadline::deadline(request.headers());
         let mut record = Record::new(span.clone(), context, self.calls.clone(), ending, seats);
+        record.place_taken = place_taken;
         record.count_in(self.metrics.clone(), method, tells_story);
 
         // The usual tower dance: the clone is ready only if `self.inner` was.

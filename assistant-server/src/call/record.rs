@@ -30,6 +30,11 @@ pub(super) struct Record {
     calls: Calls,
     /// Cancelled when shutdown ends this kind of call.
     pub(super) ending: CancellationToken,
+    /// Cancelled if the server takes this call's place before its request
+    /// is read: its entry on the list of calls waiting for their request.
+    /// The response side watches it too, as a call that answers before it
+    /// reads (Chat) may wait on its client without reading.
+    pub(super) place_taken: Option<CancellationToken>,
     /// The call's places among the server's calls and its connection's;
     /// `None` for health checks and reflection.
     seats: Option<(Gauge, Option<ConnectionSeat>)>,
@@ -61,6 +66,7 @@ impl Record {
             messages: FrameCounter::default(),
             calls,
             ending,
+            place_taken: None,
             seats,
             metrics: Metrics::default(),
             method: None,

@@ -78,7 +78,8 @@ impl WatchedBody {
 
     /// Watches `body` as the [module docs](self) say.
     pub(super) fn new(body: CallBody) -> Self {
-        let (deadline, ending) = body.must_end_by();
+        let (deadline, ending, place_taken) = body.must_end_by();
+        let place_taken = place_taken.cloned();
         let Some(ending) = ending.cloned() else {
             // A call with no record (refused at once) has nothing to watch.
             return Self::unwatched(Some(body));
@@ -89,6 +90,7 @@ impl WatchedBody {
             Arc::downgrade(&watched.slot),
             deadline,
             ending,
+            place_taken,
             stop.clone(),
         ));
         watched._watchdog = Some(stop.drop_guard());
@@ -114,6 +116,7 @@ async fn watchdog(
     slot: Weak<Mutex<Slot>>,
     deadline: Option<Instant>,
     ending: CancellationToken,
+    place_taken: Option<CancellationToken>,
     stop: CancellationToken,
 ) {
     let deadline_passed = async {
@@ -123,6 +126,14 @@ async fn watchdog(
         }
     };
     let mut deadline_passed = std::pin::pin!(deadline_passed);
+    // Its request not read yet, the call's place was taken: it must end.
+    let place_taken = async {
+        match &place_taken {
+            Some(place_taken) => place_taken.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut place_taken = std::pin::pin!(place_taken);
     // Registered while stalled, with the frames handed out when it began.
     let mut stalled: Option<(StalledGuard, u64)> = None;
     loop {
@@ -137,6 +148,7 @@ async fn watchdog(
             () = stop.cancelled() => return,
             () = &mut deadline_passed => return end(&slot, EndEarly::Deadline),
             () = ending.cancelled() => return end(&slot, EndEarly::Shutdown),
+            () = &mut place_taken => return end(&slot, EndEarly::MadeRoom),
             () = made_room => return end(&slot, EndEarly::MadeRoom),
             () = tokio::time::sleep(STALL_NOTICE) => {}
         }

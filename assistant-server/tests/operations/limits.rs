@@ -243,6 +243,45 @@ async fn a_full_server_makes_room_with_counted_calls_only_not_a_health_check() {
 }
 
 #[tokio::test]
+async fn a_chat_whose_place_is_taken_ends_though_it_never_reads_its_request() {
+    // Chat answers before it reads: with no window from its client, a
+    // chat waits to send and never polls its request. Taken off the list
+    // of calls waiting for their request, it must end all the same, or
+    // every new one at a full server would add one to the count.
+    let config = Config {
+        max_calls: 1,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let mut chat = || {
+        let request = raw::grpc_post(&server, "/ChatService/Chat")
+            .body(())
+            .unwrap();
+        client.send_request(request, false).unwrap()
+    };
+    let (first, _first_request) = chat();
+    server.calls.wait_for(|active| active == 1).await;
+    let (second, _second_request) = chat();
+
+    let ended = timeout(PATIENCE, status_of(first))
+        .await
+        .expect("the first chat ends");
+    assert_eq!(ended, Code::ResourceExhausted as i32);
+    timeout(PATIENCE, server.calls.wait_for(|active| active == 1))
+        .await
+        .expect("one call in flight, as --max-calls allows");
+    drop(second);
+}
+
+#[tokio::test]
 async fn one_connection_gets_no_more_than_its_share_of_calls() {
     let config = Config {
         max_calls_per_connection: 2,

@@ -78,8 +78,9 @@ pub(super) async fn wait_on_client(
     stall: Stall,
     sent: u64,
 ) -> Waited {
-    let (deadline, ending) = body.must_end_by();
+    let (deadline, ending, place_taken) = body.must_end_by();
     let ending = ending.cloned();
+    let place_taken = place_taken.cloned();
     let deadline_passed = async {
         match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -92,11 +93,19 @@ pub(super) async fn wait_on_client(
             None => std::future::pending().await,
         }
     };
+    // Its request not read yet, the call's place was taken: it must end.
+    let place_taken = async {
+        match &place_taken {
+            Some(place_taken) => place_taken.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
         return Waited::Ended(EndEarly::Deadline);
     }
     let mut deadline_passed = std::pin::pin!(deadline_passed);
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut place_taken = std::pin::pin!(place_taken);
     let mut client = std::pin::pin!(client);
     let waiting_since = Instant::now();
     let notice = tokio::time::sleep(STALL_NOTICE);
@@ -105,6 +114,7 @@ pub(super) async fn wait_on_client(
         biased;
         () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
         () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
+        () = &mut place_taken => Waited::Ended(EndEarly::MadeRoom),
         waited = &mut client => waited,
         () = notice => {
             noticed = true;
@@ -130,6 +140,7 @@ pub(super) async fn wait_on_client(
                 biased;
                 () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
                 () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
+                () = &mut place_taken => Waited::Ended(EndEarly::MadeRoom),
                 waited = &mut client => read_on(waited, stall, stalled.as_ref()),
                 () = made_room => Waited::Ended(EndEarly::MadeRoom),
             }
