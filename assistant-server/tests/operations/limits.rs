@@ -242,6 +242,18 @@ async fn a_full_server_makes_room_with_counted_calls_only_not_a_health_check() {
     assert_eq!(status_of(check).await, Code::Ok as i32);
 }
 
+/// An HTTP/2 connection to `server` that gives its streams no window.
+async fn zero_window_connection(server: &TestServer) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
 #[tokio::test]
 async fn a_chat_whose_place_is_taken_ends_though_it_never_reads_its_request() {
     // Chat answers before it reads: with no window from its client, a
@@ -253,14 +265,7 @@ async fn a_chat_whose_place_is_taken_ends_though_it_never_reads_its_request() {
         ..fast_config()
     };
     let server = TestServer::start(config).await.unwrap();
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(0)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = zero_window_connection(&server).await.ready().await.unwrap();
     let mut chat = || {
         let request = raw::grpc_post(&server, "/ChatService/Chat")
             .body(())
@@ -327,13 +332,7 @@ async fn a_full_server_makes_room_by_ending_a_stalled_call_of_its_busiest_connec
     };
     let server = TestServer::start(config).await.unwrap();
     // One connection fills the server with calls that never get a window.
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(0)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = zero_window_connection(&server).await;
     let mut stalled = Vec::new();
     for _ in 0..3 {
         let mut client = client.clone().ready().await.unwrap();
