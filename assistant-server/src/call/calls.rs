@@ -137,22 +137,6 @@ impl Calls {
         }
     }
 
-    /// Registers call `id` as waiting for its request; the token is
-    /// cancelled if the call must make room for another.
-    #[cfg(test)]
-    pub(crate) fn await_request(&self, id: u64) -> AwaitingRequest {
-        let evict = CancellationToken::new();
-        self.awaiting_request
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, evict.clone());
-        AwaitingRequest {
-            id,
-            evict,
-            registry: Arc::clone(&self.awaiting_request),
-        }
-    }
-
     /// How many calls are running now.
     pub fn active(&self) -> usize {
         self.active.get()

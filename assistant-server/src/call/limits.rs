@@ -314,13 +314,13 @@ mod tests {
     /// call's place first if `made_room_first`.
     fn first_poll(made_room_first: bool) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let calls = Calls::default();
-        let _gauge = calls.enter(1).unwrap();
+        let (_gauge, registered) = calls.enter_making_room(1, None, 1).unwrap();
         let message = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0a, 0]);
         let mut body = RequestLimit::new(
             http_body_util::Full::new(message),
             4096,
             CallContext::default(),
-            Some(calls.await_request(1)),
+            Some(registered),
             None,
             None,
         );
