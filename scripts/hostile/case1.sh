@@ -16,7 +16,8 @@ settled_at() {
   "$python" "$attacks/settled_calls.py" "$metrics_port" --expect "$1" >"$work/c1b.settled.json"
   cat "$work/c1b.settled.json"
   local in_flight
-  in_flight=$(jget "$work/c1b.settled.json" 'd["in_flight"] if d["in_flight"] == d["stalled"] else "never all stalled"')
+  in_flight=$(jget "$work/c1b.settled.json" \
+    'd["in_flight"] if d["settled"] else "unsettled (%d in flight, %d stalled)" % (d["in_flight"], d["stalled"])')
   settled+=" $in_flight"
   [ "$in_flight" = "$1" ] || { echo "calls in flight: $in_flight, not $1"; return 1; }
 }
