@@ -9,14 +9,15 @@ use std::{
     collections::BTreeMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::count::Count;
+use super::{connection::ConnectionCalls, count::Count};
 
 /// A shared count of calls in flight. Cloning it shares the count.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +28,7 @@ pub struct Calls {
     ended_by_shutdown: Arc<AtomicU64>,
     /// Calls whose request has not arrived yet, oldest first: the ones to
     /// end when a new call needs a place.
-    awaiting_request: Arc<Mutex<BTreeMap<u64, CancellationToken>>>,
+    awaiting_request: Arc<Mutex<BTreeMap<u64, Awaiting>>>,
     /// Calls stalled on a client that does not read, oldest first: the next
     /// ones to end, from the busiest connection.
     stalled: Arc<Mutex<Stalled>>,
@@ -38,6 +39,20 @@ pub struct Calls {
 struct Stalled {
     next: u64,
     calls: BTreeMap<u64, StalledCall>,
+}
+
+/// How long a call must have waited for its request before a full server
+/// may end it to make room. A request on its way, in the server's buffers
+/// but not yet read, is not one that is not coming: without the grace, a
+/// flood of new calls at a full server ends good calls a moment before
+/// they read their request. A slowloris call waits far longer.
+pub(crate) const REQUEST_GRACE: Duration = Duration::from_millis(100);
+
+/// A call waiting for its request: since when, and how to end it.
+#[derive(Debug)]
+struct Awaiting {
+    since: Instant,
+    evict: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -57,20 +72,21 @@ impl Calls {
 
     /// Counts a new call even past `max`, if another call can be ended to
     /// make room; the count runs over until it has. The one told to end is
-    /// the oldest call still waiting for its request or, failing that, the
-    /// longest stalled on a client that does not read, on the connection
-    /// with the most calls, if that holds more than `entering` (the new
-    /// call's connection): a connection cannot push out calls of one no
-    /// busier than itself.
+    /// the oldest call still waiting for its request, if it has waited
+    /// [`REQUEST_GRACE`] by `now`, or, failing that, the longest stalled on
+    /// a client that does not read, on the connection with the most calls,
+    /// if that holds more than `entering` (the new call's connection): a
+    /// connection cannot push out calls of one no busier than itself.
     ///
-    /// The new call, `id`, is registered as waiting for its request before
-    /// another can look for room: under the same lock, so that no call is
-    /// ever counted and yet out of reach.
+    /// The new call, `id`, is registered as waiting for its request, since
+    /// `now`, before another can look for room: under the same lock, so
+    /// that no call is ever counted and yet out of reach.
     pub(crate) fn enter_making_room(
         &self,
         max: usize,
         entering: Option<&ConnectionCalls>,
         id: u64,
+        now: Instant,
     ) -> Option<(Gauge, AwaitingRequest)> {
         let mut awaiting = self
             .awaiting_request
@@ -79,10 +95,15 @@ impl Calls {
         let gauge = match self.enter(max) {
             Some(gauge) => gauge,
             None => {
-                let evicted = awaiting.pop_first().map(|(_, evict)| evict).or_else(|| {
-                    let busier_than = entering.map_or(0, ConnectionCalls::active);
-                    self.evict_stalled(busier_than)
-                })?;
+                let waited_long = awaiting.first_entry().filter(|oldest| {
+                    now.saturating_duration_since(oldest.get().since) >= REQUEST_GRACE
+                });
+                let evicted = waited_long
+                    .map(|oldest| oldest.remove().evict)
+                    .or_else(|| {
+                        let busier_than = entering.map_or(0, ConnectionCalls::active);
+                        self.evict_stalled(busier_than)
+                    })?;
                 evicted.cancel();
                 self.active.add();
                 Gauge {
@@ -91,7 +112,13 @@ impl Calls {
             }
         };
         let evict = CancellationToken::new();
-        awaiting.insert(id, evict.clone());
+        awaiting.insert(
+            id,
+            Awaiting {
+                since: now,
+                evict: evict.clone(),
+            },
+        );
         Some((
             gauge,
             AwaitingRequest {
@@ -195,7 +222,7 @@ pub(crate) struct AwaitingRequest {
     id: u64,
     /// Cancelled when the call must make room for another.
     pub(crate) evict: CancellationToken,
-    registry: Arc<Mutex<BTreeMap<u64, CancellationToken>>>,
+    registry: Arc<Mutex<BTreeMap<u64, Awaiting>>>,
 }
 
 impl AwaitingRequest {
@@ -247,59 +274,6 @@ impl Drop for StalledGuard {
     }
 }
 
-/// The calls of one connection: how many are running, and how many ended
-/// before their request arrived (for the line logged when it closes).
-#[derive(Debug, Default)]
-pub(crate) struct ConnectionCalls {
-    active: AtomicUsize,
-    ended_before_request: AtomicU64,
-}
-
-impl ConnectionCalls {
-    /// Takes a place among this connection's calls, unless `max` are
-    /// running already.
-    pub(crate) fn enter(self: &Arc<Self>, max: usize) -> Option<ConnectionSeat> {
-        self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
-                (active < max).then_some(active + 1)
-            })
-            .ok()
-            .map(|_| ConnectionSeat(Arc::clone(self)))
-    }
-
-    /// How many calls are running on the connection.
-    pub(crate) fn active(&self) -> usize {
-        self.active.load(Ordering::Acquire)
-    }
-
-    /// Counts a call that ended before its request arrived.
-    pub(crate) fn ended_before_request(&self) {
-        self.ended_before_request.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// How many calls ended before their request arrived.
-    pub(crate) fn count_ended_before_request(&self) -> u64 {
-        self.ended_before_request.load(Ordering::Relaxed)
-    }
-}
-
-/// Holds one place among a connection's calls until dropped.
-#[derive(Debug)]
-pub(crate) struct ConnectionSeat(Arc<ConnectionCalls>);
-
-impl ConnectionSeat {
-    /// The connection's calls.
-    pub(crate) fn connection(&self) -> &Arc<ConnectionCalls> {
-        &self.0
-    }
-}
-
-impl Drop for ConnectionSeat {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Holds one place in the count of [`Calls`] until dropped.
 #[derive(Debug)]
 pub(crate) struct Gauge {
@@ -319,10 +293,14 @@ mod tests {
     #[test]
     fn a_full_server_makes_room_by_ending_the_oldest_call_still_awaiting_its_request() {
         let calls = Calls::default();
-        let (_a, first_waiting) = calls.enter_making_room(2, None, 1).unwrap();
-        let (_b, second_waiting) = calls.enter_making_room(2, None, 2).unwrap();
+        let start = Instant::now();
+        let (_a, first_waiting) = calls.enter_making_room(2, None, 1, start).unwrap();
+        let (_b, second_waiting) = calls.enter_making_room(2, None, 2, start).unwrap();
         // The newcomer waits for its request too, from the moment it is in.
-        let (_c, third_waiting) = calls.enter_making_room(2, None, 3).expect("room made");
+        let later = start + REQUEST_GRACE;
+        let (_c, third_waiting) = calls
+            .enter_making_room(2, None, 3, later)
+            .expect("room made");
         assert!(first_waiting.evict.is_cancelled());
         assert!(!second_waiting.evict.is_cancelled());
         assert_eq!(
@@ -335,9 +313,35 @@ mod tests {
         assert!(second_waiting.arrived());
         assert!(third_waiting.arrived(), "registered as it came in");
         assert!(
-            calls.enter_making_room(2, None, 4).is_none(),
+            calls.enter_making_room(2, None, 4, later).is_none(),
             "nobody left to end"
         );
+    }
+
+    #[test]
+    fn a_call_whose_request_may_be_on_its_way_keeps_its_place() {
+        let calls = Calls::default();
+        let start = Instant::now();
+        let (_a, waiting) = calls.enter_making_room(1, None, 1, start).unwrap();
+        let too_soon = start + REQUEST_GRACE - Duration::from_millis(1);
+        assert!(
+            calls.enter_making_room(1, None, 2, too_soon).is_none(),
+            "refused: the one call has not waited long enough to be ended"
+        );
+        assert!(!waiting.evict.is_cancelled());
+        assert_eq!(calls.active(), 1);
+
+        // Nor can it push out a stalled call of no busier a connection,
+        // but one of a busier connection goes in its stead.
+        let busy = Arc::new(ConnectionCalls::default());
+        let _seats: Vec<_> = (0..2).map(|_| busy.enter(10).unwrap()).collect();
+        let stalled = calls.stalled(Arc::clone(&busy));
+        let (_b, newcomer) = calls
+            .enter_making_room(1, None, 3, too_soon)
+            .expect("room made");
+        assert!(stalled.evict.is_cancelled());
+        assert!(!waiting.evict.is_cancelled());
+        assert!(waiting.arrived() && newcomer.arrived());
     }
 
     #[test]
@@ -357,7 +361,7 @@ mod tests {
         let newcomer = Arc::new(ConnectionCalls::default());
         let _seat = newcomer.enter(10).unwrap();
         let (_gauge, newcomer_waiting) = calls
-            .enter_making_room(4, Some(&newcomer), 1)
+            .enter_making_room(4, Some(&newcomer), 1, Instant::now())
             .expect("room made");
         assert!(newcomer_waiting.arrived());
         assert!(first.evict.is_cancelled());
@@ -367,19 +371,13 @@ mod tests {
 
         // A connection as busy as the busiest cannot push its calls out.
         let _more: Vec<_> = (0..3).map(|_| quiet.enter(10).unwrap()).collect();
-        assert!(calls.enter_making_room(4, Some(&quiet), 2).is_none());
+        assert!(
+            calls
+                .enter_making_room(4, Some(&quiet), 2, Instant::now())
+                .is_none()
+        );
         assert!(second.reading_again(), "never taken off");
         drop(quiet_seat);
-    }
-
-    #[test]
-    fn a_connection_takes_no_more_than_its_share() {
-        let connection = Arc::new(ConnectionCalls::default());
-        let first = connection.enter(2).unwrap();
-        let _second = connection.enter(2).unwrap();
-        assert!(connection.enter(2).is_none());
-        drop(first);
-        assert!(connection.enter(2).is_some());
     }
 
     #[tokio::test]

@@ -314,7 +314,8 @@ mod tests {
     /// call's place first if `made_room_first`.
     fn first_poll(made_room_first: bool) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let calls = Calls::default();
-        let (_gauge, registered) = calls.enter_making_room(1, None, 1).unwrap();
+        let start = tokio::time::Instant::now();
+        let (_gauge, registered) = calls.enter_making_room(1, None, 1, start).unwrap();
         let message = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0a, 0]);
         let mut body = RequestLimit::new(
             http_body_util::Full::new(message),
@@ -324,7 +325,9 @@ mod tests {
             None,
             None,
         );
-        let _newcomer = made_room_first.then(|| calls.enter_making_room(1, None, 2).unwrap());
+        let later = start + crate::call::calls::REQUEST_GRACE;
+        let _newcomer =
+            made_room_first.then(|| calls.enter_making_room(1, None, 2, later).unwrap());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         Pin::new(&mut body).poll_frame(&mut cx)
     }

@@ -6,9 +6,12 @@
 //! - **A span** named `call`, carrying a call number, the peer address, the
 //!   method and (once the handler knows it) the user, around the handler
 //!   and around every poll of its response stream.
-//! - **A cap** on concurrent calls ([`calls`]): past `--max-calls`, a call
-//!   is answered RESOURCE_EXHAUSTED at once. Health and reflection calls
-//!   are exempt, so a busy server can still be probed.
+//! - **A cap** on concurrent calls ([`calls`]), and each connection's
+//!   share of it ([`connection`]): past `--max-calls`, the server makes
+//!   room by ending a call whose request has not come or whose client does
+//!   not read, or else answers the new call RESOURCE_EXHAUSTED at once.
+//!   Health and reflection calls are exempt, so a busy server can still be
+//!   probed.
 //! - **A size limit** on request messages ([`limits`]), checked from each
 //!   message's length prefix.
 //! - **The caller's deadline** ([`deadline`]) over the whole call, to the
@@ -26,6 +29,7 @@
 
 mod body;
 mod calls;
+mod connection;
 mod context;
 mod count;
 mod deadline;
@@ -54,11 +58,11 @@ use crate::{
 };
 
 pub use self::calls::Calls;
-#[cfg(not(test))]
-use self::calls::ConnectionCalls;
-#[cfg(test)]
-pub(crate) use self::calls::ConnectionCalls;
 pub(crate) use self::calls::StalledGuard;
+#[cfg(not(test))]
+use self::connection::ConnectionCalls;
+#[cfg(test)]
+pub(crate) use self::connection::ConnectionCalls;
 pub(crate) use self::{
     body::{CallBody, EndEarly, status_trailers},
     context::CallContext,
@@ -208,6 +212,9 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let id = NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed);
+        // When the call came in: its request is due by a timeout from now,
+        // and it may be ended to make room only a grace period from now.
+        let now = tokio::time::Instant::now();
         let path = request.uri().path();
         let infrastructure = is_infrastructure(path);
         let peer = self
@@ -266,7 +273,7 @@ where
             let entering = self.connection_calls.as_deref();
             let Some((gauge, awaiting)) =
                 self.calls
-                    .enter_making_room(self.limits.max_calls, entering, id)
+                    .enter_making_room(self.limits.max_calls, entering, id, now)
             else {
                 self.refusals.info(format_args!(
                     "Refused a call: the server is at its limit of {} calls (--max-calls)",
@@ -292,8 +299,7 @@ where
         if let Some(peer) = peer {
             context.identify_peer(peer);
         }
-        let request_by = (!streams_requests(path))
-            .then(|| tokio::time::Instant::now() + self.limits.request_timeout);
+        let request_by = (!streams_requests(path)).then(|| now + self.limits.request_timeout);
         let place_taken = awaiting.as_ref().map(|awaiting| awaiting.evict.clone());
         let mut request = request.map(|body| {
             tonic::body::Body::new(RequestLimit::new(

@@ -10,7 +10,8 @@ use tracing::{Span, info};
 use crate::ops::metrics::{MethodMetrics, Metrics};
 
 use super::{
-    calls::{Calls, ConnectionSeat, Gauge, StalledGuard},
+    calls::{Calls, Gauge, StalledGuard},
+    connection::ConnectionSeat,
     context::CallContext,
     limits::FrameCounter,
 };

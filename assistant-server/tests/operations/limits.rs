@@ -188,6 +188,7 @@ async fn a_full_server_makes_room_for_a_good_call_by_ending_one_whose_request_ha
     server.calls.wait_for(|active| active == 1).await;
     let (newer, _b, _c2) = half_a_request(&server).await;
     server.calls.wait_for(|active| active == 2).await;
+    tokio::time::sleep(REQUEST_GRACE).await;
 
     a_good_call_gets_its_story(&server).await;
     assert_eq!(status_of(oldest).await, Code::ResourceExhausted as i32);
@@ -196,6 +197,10 @@ async fn a_full_server_makes_room_for_a_good_call_by_ending_one_whose_request_ha
         "only the oldest made room"
     );
 }
+
+/// How long a call must have waited for its request before a full server
+/// may end it to make room: the server's grace for a request on its way.
+const REQUEST_GRACE: Duration = Duration::from_millis(100);
 
 /// A story call on a connection of its own gets its story: room is made
 /// for it.
@@ -230,6 +235,7 @@ async fn a_full_server_makes_room_with_counted_calls_only_not_a_health_check() {
         .send_data(bytes::Bytes::from_static(b"\x00\x00\x00\x00\x0a"), false)
         .unwrap();
     server.calls.wait_for(|active| active == 1).await;
+    tokio::time::sleep(REQUEST_GRACE).await;
 
     a_good_call_gets_its_story(&server).await;
     assert_eq!(status_of(story).await, Code::ResourceExhausted as i32);
@@ -274,6 +280,7 @@ async fn a_chat_whose_place_is_taken_ends_though_it_never_reads_its_request() {
     };
     let (first, _first_request) = chat();
     server.calls.wait_for(|active| active == 1).await;
+    tokio::time::sleep(REQUEST_GRACE).await;
     let (second, _second_request) = chat();
 
     let ended = timeout(PATIENCE, status_of(first))

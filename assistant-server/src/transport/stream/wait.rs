@@ -191,7 +191,9 @@ mod tests {
         // Its window opened as the server, full, took its place: the
         // newcomer was counted in its stead.
         let taken = calls.stalled(Arc::clone(&connection));
-        let (_newcomer, newcomer_waiting) = calls.enter_making_room(1, None, 1).expect("room made");
+        let (_newcomer, newcomer_waiting) = calls
+            .enter_making_room(1, None, 1, tokio::time::Instant::now())
+            .expect("room made");
         assert!(taken.evict.is_cancelled());
         assert!(newcomer_waiting.arrived());
         assert!(matches!(
@@ -201,7 +203,9 @@ mod tests {
 
         // A last frame written is the end of the call either way.
         let last = calls.stalled(Arc::clone(&connection));
-        let _another = calls.enter_making_room(1, None, 2).expect("room made");
+        let _another = calls
+            .enter_making_room(1, None, 2, tokio::time::Instant::now())
+            .expect("room made");
         assert!(last.evict.is_cancelled());
         assert!(matches!(
             read_on(Waited::Sent(0), Stall::Queued, Some(&last)),
