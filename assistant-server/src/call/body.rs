@@ -93,6 +93,27 @@ impl CallBody {
         }
     }
 
+    /// The body of a counted call on `connection`, with its place among
+    /// `calls` (taken past any limit): `inner`'s frames, no deadline.
+    #[cfg(test)]
+    pub(crate) fn counted(
+        inner: tonic::body::Body,
+        calls: &super::Calls,
+        connection: &std::sync::Arc<super::ConnectionCalls>,
+    ) -> Self {
+        let seats = calls
+            .enter(usize::MAX)
+            .zip(Some(connection.enter(usize::MAX)));
+        let record = Record::new(
+            tracing::Span::none(),
+            super::CallContext::default(),
+            calls.clone(),
+            CancellationToken::new(),
+            seats,
+        );
+        Self::new(ResponseBody::Tonic(inner), record, None)
+    }
+
     /// When the call must end, whatever it is doing: its deadline, the
     /// token that shutdown cancels to end it, and the token cancelled if
     /// the server takes its place before its request is read.

@@ -39,7 +39,14 @@ pub(super) struct WatchedBody {
 }
 
 /// What the body and its watchdog share.
+///
+/// The call's entry on the list of stalled calls is kept here, beside the
+/// body whose record holds the call's place, and is always removed first:
+/// a full server that took an entry whose place was already given back
+/// would count a newcomer with nobody left to end. (Fields drop in order.)
 struct Slot {
+    /// Registered while stalled, with the frames handed out when it began.
+    stalled: Option<(StalledGuard, u64)>,
     /// `None` once ended.
     body: Option<CallBody>,
     /// The status the watchdog ended the call with, not yet sent.
@@ -57,6 +64,15 @@ fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
     slot.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl Slot {
+    /// Takes the body out, the call's entry among stalled calls first; see
+    /// [`Slot`].
+    fn take_body(&mut self) -> Option<CallBody> {
+        self.stalled = None;
+        self.body.take()
+    }
+}
+
 impl WatchedBody {
     /// A body that yields nothing: a call answered before it started.
     pub(super) fn empty() -> Self {
@@ -66,6 +82,7 @@ impl WatchedBody {
     fn unwatched(body: Option<CallBody>) -> Self {
         Self {
             slot: Arc::new(Mutex::new(Slot {
+                stalled: None,
                 body,
                 ended: None,
                 awaiting_poll: true,
@@ -103,7 +120,7 @@ impl WatchedBody {
 fn end(slot: &Weak<Mutex<Slot>>, why: EndEarly) {
     let Some(slot) = slot.upgrade() else { return };
     let mut slot = lock(&slot);
-    if let Some(mut body) = slot.body.take() {
+    if let Some(mut body) = slot.take_body() {
         slot.ended = Some(body.end_early(why));
         if let Some(waker) = slot.waker.take() {
             waker.wake();
@@ -134,12 +151,12 @@ async fn watchdog(
         }
     };
     let mut place_taken = std::pin::pin!(place_taken);
-    // Registered while stalled, with the frames handed out when it began.
-    let mut stalled: Option<(StalledGuard, u64)> = None;
+    // Cancelled if the server ends the call, stalled, to make room.
+    let mut evict: Option<CancellationToken> = None;
     loop {
         let made_room = async {
-            match &stalled {
-                Some((guard, _)) => guard.evict.cancelled().await,
+            match &evict {
+                Some(evict) => evict.cancelled().await,
                 None => std::future::pending().await,
             }
         };
@@ -153,8 +170,8 @@ async fn watchdog(
             () = tokio::time::sleep(STALL_NOTICE) => {}
         }
         let Some(strong) = slot.upgrade() else { return };
-        let slot = lock(&strong);
-        stalled = match stalled.take() {
+        let mut slot = lock(&strong);
+        slot.stalled = match slot.stalled.take() {
             // Still waiting on the same frame: still stalled.
             Some((guard, frames)) if slot.frames == frames => Some((guard, frames)),
             // Reading again: no longer stalled, until it waits again;
@@ -176,6 +193,7 @@ async fn watchdog(
                 .map(|guard| (guard, slot.frames)),
             None => None,
         };
+        evict = slot.stalled.as_ref().map(|(guard, _)| guard.evict.clone());
     }
 }
 
@@ -206,7 +224,7 @@ impl Body for WatchedBody {
                 slot.awaiting_poll = true;
                 slot.frames += 1;
             }
-            Poll::Ready(None | Some(Err(_))) => slot.body = None,
+            Poll::Ready(None | Some(Err(_))) => drop(slot.take_body()),
             Poll::Pending => slot.waker = Some(cx.waker().clone()),
         }
         polled
@@ -215,5 +233,64 @@ impl Body for WatchedBody {
     fn is_end_stream(&self) -> bool {
         let slot = lock(&self.slot);
         slot.ended.is_none() && slot.body.as_ref().is_none_or(CallBody::is_end_stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use http_body_util::StreamBody;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::call::{Calls, ConnectionCalls};
+
+    /// A counted web call, watched, whose handler sends one message and
+    /// then nothing; and its first frame taken, so that it waits on its
+    /// client.
+    async fn waiting_on_its_client(calls: &Calls) -> WatchedBody {
+        let connection = Arc::new(ConnectionCalls::default());
+        let one = Frame::data(Bytes::from_static(&[0, 0, 0, 0, 1, b'x']));
+        let frames = tokio_stream::iter([Ok::<_, Status>(one)]).chain(tokio_stream::pending());
+        let body = tonic::body::Body::new(StreamBody::new(frames));
+        let mut watched = WatchedBody::new(CallBody::counted(body, calls, &connection));
+        let first = poll_fn(|cx| Pin::new(&mut watched).poll_frame(cx)).await;
+        assert!(matches!(first, Some(Ok(_))), "{first:?}");
+        watched
+    }
+
+    /// Lets the watchdog see the call stalled.
+    async fn until_stalled(calls: &Calls) {
+        while calls.stalled_now() == 0 {
+            tokio::time::sleep(STALL_NOTICE).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_web_call_leaves_the_stalled_list_before_it_gives_back_its_place() {
+        let calls = Calls::default();
+        let watched = waiting_on_its_client(&calls).await;
+        until_stalled(&calls).await;
+        assert_eq!((calls.active(), calls.stalled_now()), (1, 1));
+
+        // hyper drops the body of a call whose client went: the place is
+        // given back, and no stale entry is left for a newcomer to take,
+        // not even until the watchdog next runs.
+        drop(watched);
+        assert_eq!((calls.active(), calls.stalled_now()), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_web_call_ended_leaves_the_stalled_list_with_its_place() {
+        let calls = Calls::default();
+        let watched = waiting_on_its_client(&calls).await;
+        until_stalled(&calls).await;
+
+        // Ended by the watchdog (here, as shutdown would), the body's
+        // record goes at once, though hyper holds the body.
+        end(&Arc::downgrade(&watched.slot), EndEarly::Shutdown);
+        assert_eq!((calls.active(), calls.stalled_now()), (0, 0));
+        drop(watched);
     }
 }
