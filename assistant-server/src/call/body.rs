@@ -19,7 +19,10 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Code, Status};
 
-use super::{calls::StalledGuard, deadline::deadline_exceeded, record::Record, shutting_down};
+use super::{
+    deadline::deadline_exceeded, limits::made_room, record::Record, room::StalledGuard,
+    shutting_down,
+};
 use crate::wire::{Chunk, ResponseBody};
 
 /// A response body that ends early on deadline or shutdown, and records
@@ -53,8 +56,8 @@ pub(crate) enum EndEarly {
     Deadline,
     /// Shutdown ended calls of this kind.
     Shutdown,
-    /// The server, full, needed the place of this call, stalled on a
-    /// client that does not read.
+    /// The server, full, needed the place of this call: stalled on a
+    /// client that does not read, or its request not read yet.
     MadeRoom,
 }
 
@@ -172,10 +175,22 @@ impl CallBody {
         let status = match why {
             EndEarly::Deadline => deadline_exceeded(),
             EndEarly::Shutdown => shutting_down(),
-            EndEarly::MadeRoom => Status::resource_exhausted(
-                "the server, at its limit of calls, ended this one to make room for \
-                 another: it had stopped reading",
-            ),
+            // A chat, which answers before it reads, may be ended for
+            // either reason while it waits on its client.
+            EndEarly::MadeRoom => {
+                let has_request = self
+                    .record
+                    .as_ref()
+                    .is_some_and(|record| record.context.has_request());
+                if has_request {
+                    Status::resource_exhausted(
+                        "the server, at its limit of calls, ended this one to make room for \
+                         another: it had stopped reading",
+                    )
+                } else {
+                    made_room()
+                }
+            }
         };
         match &mut self.record {
             Some(record) => record.end_early(status),

@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::Status;
 
-use super::{calls::AwaitingRequest, context::CallContext};
+use super::{context::CallContext, room::AwaitingRequest};
 use crate::ops::metrics::MethodMetrics;
 
 /// The largest request message accepted, in bytes, for every method. Larger
@@ -161,7 +161,7 @@ impl<B> RequestLimit<B> {
 }
 
 /// The status of a call ended before its request was read, to make room.
-fn made_room() -> Status {
+pub(super) fn made_room() -> Status {
     Status::resource_exhausted(
         "the server was at its limit of calls and needed this call's place: \
          its request had not been read yet; retry",
@@ -325,7 +325,7 @@ mod tests {
             None,
             None,
         );
-        let later = start + crate::call::calls::REQUEST_GRACE;
+        let later = start + crate::call::room::REQUEST_GRACE;
         let _newcomer =
             made_room_first.then(|| calls.enter_making_room(1, None, 2, later).unwrap());
         let mut cx = Context::from_waker(std::task::Waker::noop());

@@ -8,8 +8,9 @@
 //!   and around every poll of its response stream.
 //! - **A cap** on concurrent calls ([`calls`]), and each connection's
 //!   share of it ([`connection`]): past `--max-calls`, the server makes
-//!   room by ending a call whose request has not come or whose client does
-//!   not read, or else answers the new call RESOURCE_EXHAUSTED at once.
+//!   room ([`room`]) by ending a call whose request has not come or whose
+//!   client does not read, or else answers the new call RESOURCE_EXHAUSTED
+//!   at once.
 //!   Health and reflection calls are exempt, so a busy server can still be
 //!   probed.
 //! - **A size limit** on request messages ([`limits`]), checked from each
@@ -35,6 +36,7 @@ mod count;
 mod deadline;
 mod limits;
 mod record;
+mod room;
 
 use std::{
     convert::Infallible,
@@ -58,11 +60,11 @@ use crate::{
 };
 
 pub use self::calls::Calls;
-pub(crate) use self::calls::StalledGuard;
 #[cfg(not(test))]
 use self::connection::ConnectionCalls;
 #[cfg(test)]
 pub(crate) use self::connection::ConnectionCalls;
+pub(crate) use self::room::StalledGuard;
 pub(crate) use self::{
     body::{CallBody, EndEarly, status_trailers},
     context::CallContext,
@@ -270,7 +272,7 @@ where
                 }
                 None => None,
             };
-            let entering = self.connection_calls.as_deref();
+            let entering = self.connection_calls.as_ref();
             let Some((gauge, awaiting)) =
                 self.calls
                     .enter_making_room(self.limits.max_calls, entering, id, now)

@@ -10,10 +10,11 @@ use tracing::{Span, info};
 use crate::ops::metrics::{MethodMetrics, Metrics};
 
 use super::{
-    calls::{Calls, Gauge, StalledGuard},
+    calls::{Calls, Gauge},
     connection::ConnectionSeat,
     context::CallContext,
     limits::FrameCounter,
+    room::StalledGuard,
 };
 
 /// How one call went; logged when it is dropped, however the call ended.
@@ -34,7 +35,8 @@ pub(super) struct Record {
     /// Cancelled if the server takes this call's place before its request
     /// is read: its entry on the list of calls waiting for their request.
     /// The response side watches it too, as a call that answers before it
-    /// reads (Chat) may wait on its client without reading.
+    /// reads (Chat) may wait on its client without reading; and a stall's
+    /// entry shares it, so that such a call, on both lists, is ended once.
     pub(super) place_taken: Option<CancellationToken>,
     /// The call's places among the server's calls and its connection's;
     /// `None` for health checks and reflection.
@@ -117,7 +119,10 @@ impl Record {
         let (_, Some(seat)) = self.seats.as_ref()? else {
             return None;
         };
-        Some(self.calls.stalled(Arc::clone(seat.connection())))
+        Some(
+            self.calls
+                .stalled(Arc::clone(seat.connection()), self.place_taken.as_ref()),
+        )
     }
 
     /// Ends the call with `status` before its handler did.

@@ -185,12 +185,12 @@ mod tests {
         let _gauge = calls.enter(1).unwrap();
         let sent = |waited: Waited| matches!(waited, Waited::Sent(10));
 
-        let kept = calls.stalled(Arc::clone(&connection));
+        let kept = calls.stalled(Arc::clone(&connection), None);
         assert!(sent(read_on(Waited::Sent(10), Stall::Window, Some(&kept))));
 
         // Its window opened as the server, full, took its place: the
         // newcomer was counted in its stead.
-        let taken = calls.stalled(Arc::clone(&connection));
+        let taken = calls.stalled(Arc::clone(&connection), None);
         let (_newcomer, newcomer_waiting) = calls
             .enter_making_room(1, None, 1, tokio::time::Instant::now())
             .expect("room made");
@@ -202,7 +202,7 @@ mod tests {
         ));
 
         // A last frame written is the end of the call either way.
-        let last = calls.stalled(Arc::clone(&connection));
+        let last = calls.stalled(Arc::clone(&connection), None);
         let _another = calls
             .enter_making_room(1, None, 2, tokio::time::Instant::now())
             .expect("room made");
