@@ -10,7 +10,11 @@
 #      each ends one stalled call of the busiest connection
 #      RESOURCE_EXHAUSTED.
 #   2. Zero-window streams: 10,000 TellStory streams with window 0: peak
-#      RSS under 150 MB.
+#      RSS under 150 MB. At --max-calls 100, 3,000 headers-only Chat
+#      streams with window 0 (chats answer before they read, so they wait
+#      to send and never read their request), in waves: the server holds
+#      exactly 100 calls, ending the chats whose places newer ones take,
+#      and a good call makes room by ending one.
 #   3. Connections and descriptors: 2,000 connections that send one byte
 #      or half the preface are all closed within --handshake-timeout (2 s)
 #      plus a margin, despite keepalive; under prlimit --nofile=512:512,
@@ -44,8 +48,8 @@
 # Every case runs on a fresh server (--think-time 0 --chunk-delay 0
 # --shutdown-grace 2 unless it says otherwise), with its stderr in a file,
 # and a well-behaved assistant-client telling stories alongside the attack,
-# each compared byte for byte with the expected story (but in 1b, whose
-# good calls run once the attack fills the server, and in 7e,
+# each compared byte for byte with the expected story (but in 1b and 2b,
+# whose good calls run once the attack fills the server, and in 7e,
 # which measures the server's CPU time per call). The server's VmRSS
 # and VmHWM are sampled from /proc while the attack runs. After the attack
 # every case checks that the server still tells a story and that health

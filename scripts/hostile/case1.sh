@@ -7,20 +7,10 @@
 # the busiest connection (RESOURCE_EXHAUSTED, logged). Before each, the
 # attack fills the place the last one left, and the server settles.
 
-# settled_at N: once every call in flight is stalled (the attack's calls
-# have all found their place), the server holds exactly N calls: 100
-# (--max-calls) while the attack fills it; making room never leaves it
-# over (a call whose place was taken as its request came in, or as its
-# client read on, must end all the same). Adds the count to $settled.
-settled_at() {
-  "$python" "$attacks/settled_calls.py" "$metrics_port" --expect "$1" >"$work/c1b.settled.json"
-  cat "$work/c1b.settled.json"
-  local in_flight
-  in_flight=$(jget "$work/c1b.settled.json" \
-    'd["in_flight"] if d["settled"] else "unsettled (%d in flight, %d stalled)" % (d["in_flight"], d["stalled"])')
-  settled+=" $in_flight"
-  [ "$in_flight" = "$1" ] || { echo "calls in flight: $in_flight, not $1"; return 1; }
-}
+# Before each good call the server holds exactly 100 calls (--max-calls)
+# while the attack fills it, and 99 after the last (settled_at, lib.sh):
+# making room never leaves it over (a call whose place was taken as its
+# request came in, or as its client read on, must end all the same).
 
 # A good call: grpcio (one call) for 1 to 5, assistant-client for 6.
 # Sets rc and codes.
@@ -49,7 +39,7 @@ check_made_room() {
       echo $((n - 1)) >"$work/c1b.top-up.new"
       mv "$work/c1b.top-up.new" "$work/c1b.top-up"
     fi
-    settled_at 100 || { detail "calls in flight, settled, before each good call:$settled"; return 1; }
+    settled_at c1b 100 || { detail "calls in flight, settled, before each good call:$settled"; return 1; }
     before=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
     [ "$n" -gt 1 ] || first=$before
     good_call "$n"
@@ -63,7 +53,7 @@ check_made_room() {
   done
   # The last good call's place stays free; and no call was ended but the
   # six that made room (one late would have passed for the next call's).
-  settled_at 99 || { detail "calls in flight, settled, before each good call and after:$settled"; return 1; }
+  settled_at c1b 99 || { detail "calls in flight, settled, before each good call and after:$settled"; return 1; }
   after=$(grep -c 'Call ended code=RESOURCE_EXHAUSTED' "$srv_log" || true)
   ended+=" (all: $((after - first)))"
   detail "calls in flight, settled, before each good call and after:$settled;" \

@@ -35,6 +35,7 @@ DEFAULT_WINDOW = 65535
 CANCEL = 0x8
 
 TELL_STORY = b"/assistant.AssistantService/TellStory"
+CHAT = b"/ChatService/Chat"
 
 
 def frame(kind, flags, stream_id, payload=b""):

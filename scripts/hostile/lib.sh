@@ -136,6 +136,20 @@ attack_wait() {
   wait "$attack_pid" || attack_rc=$?
 }
 
+# settled_at KEY N: once every call in flight is stalled (the attack's
+# calls have all found their place), the server holds exactly N calls.
+# Reads the metrics on $metrics_port (settled_calls.py); adds the count to
+# $settled.
+settled_at() {
+  "$python" "$attacks/settled_calls.py" "$metrics_port" --expect "$2" >"$work/$1.settled.json"
+  cat "$work/$1.settled.json"
+  local in_flight
+  in_flight=$(jget "$work/$1.settled.json" \
+    'd["in_flight"] if d["settled"] else "unsettled (%d in flight, %d stalled)" % (d["in_flight"], d["stalled"])')
+  settled+=" $in_flight"
+  [ "$in_flight" = "$2" ] || { echo "calls in flight: $in_flight, not $2"; return 1; }
+}
+
 # attack KEY PROGRAM ARGS...: the usual shape of a case: sampler, attack,
 # the good client from the moment the attack is in place until it ends.
 # Records the server's VmHWM at the end in hwm_kb.
