@@ -246,7 +246,15 @@ where
                 Poll::Ready(Some(Err(Status::from_error(err.into()))))
             }
             Poll::Ready(None) => {
-                this.awaiting = None;
+                // The request ended with no message (a stream may), as
+                // the server took this call's place: the call ends.
+                if let Some(awaiting) = this.awaiting.take()
+                    && awaiting
+                        .registered
+                        .is_some_and(|registered| !registered.arrived())
+                {
+                    return Poll::Ready(Some(Err(made_room())));
+                }
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -313,12 +321,20 @@ mod tests {
     /// with the whole message in; the server, full, having taken the
     /// call's place first if `made_room_first`.
     fn first_poll(made_room_first: bool) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let message = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0a, 0]);
+        first_poll_of(http_body_util::Full::new(message), made_room_first)
+    }
+
+    /// As [`first_poll`], of a request body `request`.
+    fn first_poll_of(
+        request: impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin,
+        made_room_first: bool,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let calls = Calls::default();
         let start = tokio::time::Instant::now();
         let (_gauge, registered) = calls.enter_making_room(1, None, 1, start).unwrap();
-        let message = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0a, 0]);
         let mut body = RequestLimit::new(
-            http_body_util::Full::new(message),
+            request,
             4096,
             CallContext::default(),
             Some(registered),
@@ -336,6 +352,18 @@ mod tests {
     fn a_request_that_arrives_is_read() {
         let polled = first_poll(false);
         assert!(matches!(polled, Poll::Ready(Some(Ok(_)))), "{polled:?}");
+    }
+
+    #[test]
+    fn a_call_whose_place_was_taken_ends_though_its_request_ended_empty() {
+        let empty = || http_body_util::Empty::<Bytes>::new();
+        assert!(matches!(first_poll_of(empty(), false), Poll::Ready(None)));
+        match first_poll_of(empty(), true) {
+            Poll::Ready(Some(Err(status))) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+            }
+            other => panic!("the call went on: {other:?}"),
+        }
     }
 
     #[test]
