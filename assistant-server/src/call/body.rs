@@ -119,7 +119,7 @@ impl CallBody {
 
     /// When the call must end, whatever it is doing: its deadline, the
     /// token that shutdown cancels to end it, and the token cancelled if
-    /// the server takes its place before its request is read.
+    /// the server takes its place to make room.
     pub(crate) fn must_end_by(
         &self,
     ) -> (
@@ -313,5 +313,30 @@ impl Body for CallBody {
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::call::{Calls, ConnectionCalls};
+
+    /// The message of a call ended to make room, its request read or not.
+    fn made_room_message(request_read: bool) -> String {
+        let calls = Calls::default();
+        let connection = Arc::new(ConnectionCalls::default());
+        let mut body = CallBody::counted(tonic::body::Body::empty(), &calls, &connection);
+        if request_read && let Some(record) = &body.record {
+            record.context.request_arrived();
+        }
+        body.end_early(EndEarly::MadeRoom).message().to_owned()
+    }
+
+    #[test]
+    fn a_call_ended_to_make_room_says_why() {
+        assert!(made_room_message(true).contains("it had stopped reading"));
+        assert!(made_room_message(false).contains("its request had not been read yet"));
     }
 }

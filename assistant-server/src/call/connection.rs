@@ -1,16 +1,19 @@
-//! The calls of one connection: its share of the server's, and how many
-//! of them ended before their request arrived.
+//! The calls of one connection: its share of the server's, how many of
+//! them wait for their request, and how many ended before it arrived.
 
 use std::sync::{
     Arc,
     atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
-/// The calls of one connection: how many are running, and how many ended
-/// before their request arrived (for the line logged when it closes).
+/// The calls of one connection: how many are running, how many of them
+/// wait for their request (a full server's sign of a connection that
+/// holds places it does not use), and how many ended before their request
+/// arrived (for the line logged when it closes).
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionCalls {
     active: AtomicUsize,
+    awaiting_request: AtomicUsize,
     ended_before_request: AtomicU64,
 }
 
@@ -29,6 +32,23 @@ impl ConnectionCalls {
     /// How many calls are running on the connection.
     pub(crate) fn active(&self) -> usize {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// How many of the connection's calls wait for their request.
+    pub(crate) fn awaiting_request(&self) -> usize {
+        self.awaiting_request.load(Ordering::Acquire)
+    }
+
+    /// Counts a call that waits for its request, until
+    /// [`has_request`](Self::has_request).
+    pub(super) fn awaits_request(&self) {
+        self.awaiting_request.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A call counted by [`awaits_request`](Self::awaits_request) waits no
+    /// more.
+    pub(super) fn has_request(&self) {
+        self.awaiting_request.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Counts a call that ended before its request arrived.

@@ -215,7 +215,8 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let id = NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed);
         // When the call came in: its request is due by a timeout from now,
-        // and it may be ended to make room only a grace period from now.
+        // and, waiting for it, the call is ended to make room only a grace
+        // period from now, as a rule (call/room.rs).
         let now = tokio::time::Instant::now();
         let path = request.uri().path();
         let infrastructure = is_infrastructure(path);

@@ -32,11 +32,11 @@ pub(super) struct Record {
     calls: Calls,
     /// Cancelled when shutdown ends this kind of call.
     pub(super) ending: CancellationToken,
-    /// Cancelled if the server takes this call's place before its request
-    /// is read: its entry on the list of calls waiting for their request.
-    /// The response side watches it too, as a call that answers before it
-    /// reads (Chat) may wait on its client without reading; and a stall's
-    /// entry shares it, so that such a call, on both lists, is ended once.
+    /// Cancelled if the server takes this call's place: the token of its
+    /// entry on the list of calls waiting for their request, which its
+    /// entries on the list of stalled calls share, so that a call on both
+    /// (Chat answers before it reads) is ended once. The response side
+    /// watches it wherever the call waits on its client.
     pub(super) place_taken: Option<CancellationToken>,
     /// The call's places among the server's calls and its connection's;
     /// `None` for health checks and reflection.

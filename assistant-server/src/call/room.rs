@@ -2,14 +2,15 @@
 //!
 //! Two lists, oldest first: calls waiting for their request, and calls
 //! stalled on a client that does not read. A full server ends the oldest
-//! call that has waited [`REQUEST_GRACE`] for its request or, failing
-//! that, a stalled call of its busiest connection (see
-//! [`Calls::enter_making_room`](super::Calls::enter_making_room)).
+//! call waiting for its request, if it has waited [`REQUEST_GRACE`] or its
+//! connection holds more such places than the newcomer's or, failing
+//! that, a stalled call of its busiest connection ([`Room::admit`]).
 //!
-//! Ending a call here only takes it off its list and cancels its token:
+//! Ending a call here only cancels its token, which its entries on both
+//! lists share (a chat, which answers before it reads, can be on both):
 //! the newcomer is counted at once, and the call ends itself when it sees
-//! the token, wherever it waits. A call that was taken off must end even
-//! if its request comes or its client reads on at that moment
+//! the token, wherever it waits. A call that was ended must end even if
+//! its request comes or its client reads on at that moment
 //! ([`AwaitingRequest::arrived`], [`StalledGuard::reading_again`]), or the
 //! count would stay over the limit.
 
@@ -49,13 +50,22 @@ struct Stalled {
     calls: BTreeMap<u64, StalledCall>,
 }
 
-/// A call waiting for its request: since when, on which connection, and
-/// how to end it.
+/// A call waiting for its request: since when, on which connection
+/// (counted among its calls awaiting their request while the entry
+/// lasts), and how to end it.
 #[derive(Debug)]
 struct Awaiting {
     since: Instant,
     connection: Option<Arc<ConnectionCalls>>,
     evict: CancellationToken,
+}
+
+impl Drop for Awaiting {
+    fn drop(&mut self) {
+        if let Some(connection) = &self.connection {
+            connection.has_request();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -67,14 +77,18 @@ struct StalledCall {
 impl Room {
     /// Admits call `id` of connection `entering`, come in at `now`:
     /// counted by `enter` if there is room. Else a call is told to end, and
-    /// the newcomer is counted all the same by `enter_over`: the oldest
-    /// call waiting for its request, if it has waited [`REQUEST_GRACE`] or
-    /// its connection has more calls than the newcomer's; or else the
-    /// longest stalled of the connection with the most calls, if more than
-    /// the newcomer's. A connection cannot push out calls of one no busier
-    /// than itself, but for a request that is long in coming. Else `None`.
-    /// The newcomer is registered as waiting for its request under the
-    /// same lock.
+    /// the newcomer is counted all the same by `enter_over`:
+    ///
+    /// - the oldest call waiting for its request, if it has waited
+    ///   [`REQUEST_GRACE`], or if its connection has at least two calls
+    ///   waiting for theirs, and more than the newcomer's: a connection
+    ///   that holds places it does not use;
+    /// - or else the longest stalled of the connection with the most
+    ///   calls, if more than the newcomer's.
+    ///
+    /// So a connection cannot push out calls of one no busier than itself,
+    /// but for a request that is long in coming. Else `None`. The newcomer
+    /// is registered as waiting for its request under the same lock.
     pub(super) fn admit<G>(
         &self,
         id: u64,
@@ -98,23 +112,28 @@ impl Room {
                 {
                     awaiting.pop_first();
                 }
-                let busier_than = entering.map_or(0, |entering| entering.active());
+                let unused_than = entering.map_or(0, |entering| entering.awaiting_request());
                 let may_end = awaiting.first_entry().filter(|oldest| {
                     let oldest = oldest.get();
                     now.saturating_duration_since(oldest.since) >= REQUEST_GRACE
-                        || oldest
-                            .connection
-                            .as_ref()
-                            .is_some_and(|connection| connection.active() > busier_than)
+                        || oldest.connection.as_ref().is_some_and(|connection| {
+                            let unused = connection.awaiting_request();
+                            unused >= 2 && unused > unused_than
+                        })
                 });
-                let evicted = may_end
-                    .map(|oldest| oldest.remove().evict)
-                    .or_else(|| self.evict_stalled(busier_than))?;
+                let busier_than = entering.map_or(0, |entering| entering.active());
+                let evicted = match may_end {
+                    Some(oldest) => oldest.remove().evict.clone(),
+                    None => self.evict_stalled(busier_than)?,
+                };
                 evicted.cancel();
                 enter_over()
             }
         };
         let evict = CancellationToken::new();
+        if let Some(entering) = entering {
+            entering.awaits_request();
+        }
         awaiting.insert(
             id,
             Awaiting {
@@ -137,24 +156,30 @@ impl Room {
     /// with the most calls, more than `busier_than`; the oldest there.
     fn evict_stalled(&self, busier_than: usize) -> Option<CancellationToken> {
         let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
-        let (&key, _) = stalled
-            .calls
-            .iter()
-            // Ended already, from the other list, and on its way out.
-            .filter(|(_, call)| !call.evict.is_cancelled())
-            .map(|(key, call)| (key, call.connection.active()))
-            .filter(|&(_, active)| active > busier_than)
-            // The busiest; among its calls, the one stalled first.
-            .max_by_key(|&(key, active)| (active, std::cmp::Reverse(*key)))?;
-        stalled.calls.remove(&key).map(|call| call.evict)
+        loop {
+            let (&key, _) = stalled
+                .calls
+                .iter()
+                .map(|(key, call)| (key, call.connection.active()))
+                .filter(|&(_, active)| active > busier_than)
+                // The busiest; among its calls, the one stalled first.
+                .max_by_key(|&(key, active)| (active, std::cmp::Reverse(*key)))?;
+            let call = stalled.calls.remove(&key)?;
+            // Unless it was ended already, from the other list, and is on
+            // its way out: then it is off this list too, and the next one
+            // is looked for.
+            if !call.evict.is_cancelled() {
+                return Some(call.evict);
+            }
+        }
     }
 
     /// Registers a call of `connection` as stalled on its client; the
-    /// token is cancelled if the call must make room for another. A call
-    /// still waiting for its request too (Chat answers before it reads)
-    /// gives the token of that list's entry, `place_taken`: ended from
-    /// either list, it is then skipped on the other, not ended twice for
-    /// two newcomers.
+    /// token is cancelled if the call must make room for another. A
+    /// counted call gives the token of its entry on the other list,
+    /// `place_taken`: a call still on both (Chat answers before it reads),
+    /// ended from either, is skipped on the other, not ended twice for two
+    /// newcomers.
     pub(super) fn stalled(
         &self,
         connection: Arc<ConnectionCalls>,
@@ -253,176 +278,4 @@ impl Drop for StalledGuard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::call::{Calls, connection::ConnectionSeat};
-
-    #[test]
-    fn a_full_server_makes_room_by_ending_the_oldest_call_still_awaiting_its_request() {
-        let calls = Calls::default();
-        let start = Instant::now();
-        let (_a, first_waiting) = calls.enter_making_room(2, None, 1, start).unwrap();
-        let (_b, second_waiting) = calls.enter_making_room(2, None, 2, start).unwrap();
-        // The newcomer waits for its request too, from the moment it is in.
-        let later = start + REQUEST_GRACE;
-        let (_c, third_waiting) = calls
-            .enter_making_room(2, None, 3, later)
-            .expect("room made");
-        assert!(first_waiting.evict.is_cancelled());
-        assert!(!second_waiting.evict.is_cancelled());
-        assert_eq!(
-            calls.active(),
-            3,
-            "over the cap until the evicted call ends"
-        );
-        // The evicted call's request was in, unread: it must end anyway.
-        assert!(!first_waiting.arrived(), "taken off to make room");
-        assert!(second_waiting.arrived());
-        assert!(third_waiting.arrived(), "registered as it came in");
-        assert!(
-            calls.enter_making_room(2, None, 4, later).is_none(),
-            "nobody left to end"
-        );
-    }
-
-    /// A connection with `calls` calls running, held by the seats.
-    fn connection_of(calls: usize) -> (Arc<ConnectionCalls>, Vec<ConnectionSeat>) {
-        let connection = Arc::new(ConnectionCalls::default());
-        let seats = (0..calls)
-            .map(|_| connection.enter(usize::MAX).unwrap())
-            .collect();
-        (connection, seats)
-    }
-
-    #[test]
-    fn a_call_whose_request_may_be_on_its_way_keeps_its_place() {
-        let calls = Calls::default();
-        let start = Instant::now();
-        let too_soon = start + REQUEST_GRACE - Duration::from_millis(1);
-        // A good call, alone on its connection, its request on its way.
-        let (good, _good_seat) = connection_of(1);
-        let (_a, waiting) = calls.enter_making_room(1, Some(&good), 1, start).unwrap();
-        // A flood's newcomer, of a connection with more calls, cannot end
-        // it yet; nor can one of a connection as quiet.
-        let (flood, _flood_seats) = connection_of(3);
-        assert!(
-            calls
-                .enter_making_room(1, Some(&flood), 2, too_soon)
-                .is_none()
-        );
-        let (other, _other_seat) = connection_of(1);
-        assert!(
-            calls
-                .enter_making_room(1, Some(&other), 3, too_soon)
-                .is_none()
-        );
-        assert!(!waiting.evict.is_cancelled());
-        assert_eq!(calls.active(), 1);
-
-        // Nor can the flood push out a stalled call of its own...
-        let stalled = calls.stalled(Arc::clone(&flood), None);
-        assert!(
-            calls
-                .enter_making_room(1, Some(&flood), 4, too_soon)
-                .is_none()
-        );
-        // ...but a quieter connection's newcomer ends that one instead.
-        let (_b, newcomer) = calls
-            .enter_making_room(1, Some(&other), 5, too_soon)
-            .expect("room made");
-        assert!(stalled.evict.is_cancelled());
-        assert!(!waiting.evict.is_cancelled());
-        assert!(waiting.arrived() && newcomer.arrived());
-    }
-
-    #[test]
-    fn a_quieter_connection_ends_a_busier_ones_call_awaiting_its_request_at_once() {
-        let calls = Calls::default();
-        let start = Instant::now();
-        let (flood, _flood_seats) = connection_of(3);
-        let (_a, flooding) = calls.enter_making_room(1, Some(&flood), 1, start).unwrap();
-        let (good, _good_seat) = connection_of(1);
-        let (_b, good_waiting) = calls
-            .enter_making_room(1, Some(&good), 2, start)
-            .expect("room made at once");
-        assert!(flooding.evict.is_cancelled());
-        assert!(good_waiting.arrived() && !flooding.arrived());
-    }
-
-    #[test]
-    fn a_call_on_both_lists_makes_room_once() {
-        // A chat answers before it reads: it waits for its request, and
-        // is stalled on its client, at once.
-        let start = Instant::now();
-        let later = start + REQUEST_GRACE;
-        let busy = Arc::new(ConnectionCalls::default());
-        let _seats: Vec<_> = (0..2).map(|_| busy.enter(10).unwrap()).collect();
-        let chat = |calls: &Calls| {
-            let (gauge, waiting) = calls.enter_making_room(1, None, 1, start).unwrap();
-            let stalled = calls.stalled(Arc::clone(&busy), Some(&waiting.evict));
-            (gauge, waiting, stalled)
-        };
-
-        // Ended as the oldest waiting for its request...
-        let calls = Calls::default();
-        let (_chat, waiting, stalled) = chat(&calls);
-        let (_first, first) = calls.enter_making_room(1, None, 2, later).unwrap();
-        assert!(stalled.evict.is_cancelled());
-        // ...it is not ended again from the stalled list: the first
-        // newcomer is too young to end, and nobody else can make room.
-        assert!(calls.enter_making_room(1, None, 3, later).is_none());
-        assert!(
-            !stalled.reading_again(),
-            "it must end though its client reads"
-        );
-        assert!(first.arrived() && !waiting.arrived());
-
-        // Ended from the stalled list, as the only one old enough...
-        let calls = Calls::default();
-        let (_chat, waiting, stalled) = chat(&calls);
-        let soon = start + Duration::from_millis(1);
-        let (_first, first) = calls.enter_making_room(1, None, 2, soon).unwrap();
-        assert!(waiting.evict.is_cancelled());
-        // ...it is not ended again once it has waited long for its
-        // request.
-        assert!(calls.enter_making_room(1, None, 3, later).is_none());
-        assert!(!waiting.arrived(), "it must end though its request came");
-        assert!(first.arrived() && !stalled.reading_again());
-    }
-
-    #[test]
-    fn a_full_server_ends_a_stalled_call_of_the_busiest_connection_for_a_quieter_one() {
-        let calls = Calls::default();
-        let busy = Arc::new(ConnectionCalls::default());
-        let quiet = Arc::new(ConnectionCalls::default());
-        let _busy_seats: Vec<_> = (0..3).map(|_| busy.enter(10).unwrap()).collect();
-        let _gauges: Vec<_> = (0..4).map(|_| calls.enter(4).unwrap()).collect();
-        let quiet_seat = quiet.enter(10).unwrap();
-        let quiet_stall = calls.stalled(Arc::clone(&quiet), None);
-        let first = calls.stalled(Arc::clone(&busy), None);
-        let second = calls.stalled(Arc::clone(&busy), None);
-
-        // A call on a connection of its own (1 call) ends the busy one's
-        // call that stalled first, not the quiet one's.
-        let newcomer = Arc::new(ConnectionCalls::default());
-        let _seat = newcomer.enter(10).unwrap();
-        let (_gauge, newcomer_waiting) = calls
-            .enter_making_room(4, Some(&newcomer), 1, Instant::now())
-            .expect("room made");
-        assert!(newcomer_waiting.arrived());
-        assert!(first.evict.is_cancelled());
-        assert!(!second.evict.is_cancelled() && !quiet_stall.evict.is_cancelled());
-        // Had its client read on meanwhile, it must end all the same.
-        assert!(!first.reading_again(), "taken off to make room");
-
-        // A connection as busy as the busiest cannot push its calls out.
-        let _more: Vec<_> = (0..3).map(|_| quiet.enter(10).unwrap()).collect();
-        assert!(
-            calls
-                .enter_making_room(4, Some(&quiet), 2, Instant::now())
-                .is_none()
-        );
-        assert!(second.reading_again(), "never taken off");
-        drop(quiet_seat);
-    }
-}
+mod tests;

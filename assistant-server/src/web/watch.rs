@@ -143,7 +143,8 @@ async fn watchdog(
         }
     };
     let mut deadline_passed = std::pin::pin!(deadline_passed);
-    // Its request not read yet, the call's place was taken: it must end.
+    // The call's place was taken (its request not read yet, or stalled
+    // on its client): it must end.
     let place_taken = async {
         match &place_taken {
             Some(place_taken) => place_taken.cancelled().await,

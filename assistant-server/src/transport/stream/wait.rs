@@ -93,7 +93,8 @@ pub(super) async fn wait_on_client(
             None => std::future::pending().await,
         }
     };
-    // Its request not read yet, the call's place was taken: it must end.
+    // The call's place was taken (its request not read yet, or stalled
+    // on its client): it must end.
     let place_taken = async {
         match &place_taken {
             Some(place_taken) => place_taken.cancelled().await,
@@ -136,12 +137,14 @@ pub(super) async fn wait_on_client(
                     None => std::future::pending().await,
                 }
             };
+            // The client first: a last frame written as the call's place
+            // was taken is the call's end all the same (`read_on`).
             tokio::select! {
                 biased;
                 () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
                 () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
-                () = &mut place_taken => Waited::Ended(EndEarly::MadeRoom),
                 waited = &mut client => read_on(waited, stall, stalled.as_ref()),
+                () = &mut place_taken => Waited::Ended(EndEarly::MadeRoom),
                 () = made_room => Waited::Ended(EndEarly::MadeRoom),
             }
         }
