@@ -15,7 +15,7 @@
 //! count would stay over the limit.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -43,11 +43,71 @@ pub(super) struct Room {
     stalled: Arc<Mutex<Stalled>>,
 }
 
-/// The calls stalled on their clients, by when they stalled.
+/// The calls stalled on their clients, by when they stalled, and by
+/// connection: a full server looks for the busiest among the connections
+/// with stalled calls, not among all their calls, so that a newcomer
+/// refused at a server full of them costs little.
 #[derive(Debug, Default)]
 struct Stalled {
     next: u64,
     calls: BTreeMap<u64, StalledCall>,
+    /// Each connection's stalled calls, by the connection's address.
+    by_connection: HashMap<usize, ConnectionStalled>,
+}
+
+/// One connection's stalled calls, oldest first.
+#[derive(Debug)]
+struct ConnectionStalled {
+    connection: Arc<ConnectionCalls>,
+    keys: BTreeSet<u64>,
+}
+
+/// A connection's address: its key among connections while it is held.
+fn address(connection: &Arc<ConnectionCalls>) -> usize {
+    Arc::as_ptr(connection).addr()
+}
+
+impl Stalled {
+    /// Adds a call of `connection`; returns its key.
+    fn insert(&mut self, connection: Arc<ConnectionCalls>, evict: CancellationToken) -> u64 {
+        let key = self.next;
+        self.next += 1;
+        self.by_connection
+            .entry(address(&connection))
+            .or_insert_with(|| ConnectionStalled {
+                connection: Arc::clone(&connection),
+                keys: BTreeSet::new(),
+            })
+            .keys
+            .insert(key);
+        self.calls.insert(key, StalledCall { connection, evict });
+        key
+    }
+
+    /// Takes out the call of `key`, if it is still here.
+    fn remove(&mut self, key: u64) -> Option<StalledCall> {
+        let call = self.calls.remove(&key)?;
+        let address = address(&call.connection);
+        if let Some(of_connection) = self.by_connection.get_mut(&address) {
+            of_connection.keys.remove(&key);
+            if of_connection.keys.is_empty() {
+                self.by_connection.remove(&address);
+            }
+        }
+        Some(call)
+    }
+
+    /// The key of the call stalled first on the connection with the most
+    /// calls, more than `busier_than`; among connections as busy, the one
+    /// whose call stalled first.
+    fn busiest(&self, busier_than: usize) -> Option<u64> {
+        self.by_connection
+            .values()
+            .filter_map(|of| Some((of.connection.active(), *of.keys.first()?)))
+            .filter(|&(active, _)| active > busier_than)
+            .max_by_key(|&(active, oldest)| (active, std::cmp::Reverse(oldest)))
+            .map(|(_, key)| key)
+    }
 }
 
 /// A call waiting for its request: since when, on which connection
@@ -157,14 +217,8 @@ impl Room {
     fn evict_stalled(&self, busier_than: usize) -> Option<CancellationToken> {
         let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let (&key, _) = stalled
-                .calls
-                .iter()
-                .map(|(key, call)| (key, call.connection.active()))
-                .filter(|&(_, active)| active > busier_than)
-                // The busiest; among its calls, the one stalled first.
-                .max_by_key(|&(key, active)| (active, std::cmp::Reverse(*key)))?;
-            let call = stalled.calls.remove(&key)?;
+            let key = stalled.busiest(busier_than)?;
+            let call = stalled.remove(key)?;
             // Unless it was ended already, from the other list, and is on
             // its way out: then it is off this list too, and the next one
             // is looked for.
@@ -186,16 +240,11 @@ impl Room {
         place_taken: Option<&CancellationToken>,
     ) -> StalledGuard {
         let evict = place_taken.cloned().unwrap_or_default();
-        let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
-        let key = stalled.next;
-        stalled.next += 1;
-        stalled.calls.insert(
-            key,
-            StalledCall {
-                connection,
-                evict: evict.clone(),
-            },
-        );
+        let key = self
+            .stalled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(connection, evict.clone());
         StalledGuard {
             key,
             evict,
@@ -264,8 +313,7 @@ impl StalledGuard {
             .registry
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .calls
-            .remove(&self.key)
+            .remove(self.key)
             .is_some();
         removed && !self.evict.is_cancelled()
     }

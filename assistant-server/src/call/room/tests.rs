@@ -201,3 +201,30 @@ fn a_full_server_ends_a_stalled_call_of_the_busiest_connection_for_a_quieter_one
     assert!(second.reading_again(), "never taken off");
     drop(quiet_seat);
 }
+
+#[test]
+fn the_stalled_list_holds_nothing_of_calls_gone() {
+    let room = Room::default();
+    let (busy, _busy_seats) = connection_of(3);
+    let (quiet, _quiet_seat) = connection_of(1);
+    let mut guards: Vec<_> = (0..3)
+        .map(|_| room.stalled(Arc::clone(&busy), None))
+        .collect();
+    guards.insert(0, room.stalled(Arc::clone(&quiet), None));
+    let held = |room: &Room| {
+        let stalled = room.stalled.lock().unwrap();
+        (stalled.calls.len(), stalled.by_connection.len())
+    };
+    assert_eq!(held(&room), (4, 2));
+
+    // The busiest connection's first stalled call, though the quiet one's
+    // stalled before it.
+    room.evict_stalled(1).expect("one to end").cancel();
+    let ended: Vec<_> = guards.iter().map(|g| g.evict.is_cancelled()).collect();
+    assert_eq!(ended, [false, true, false, false]);
+    assert_eq!(held(&room), (3, 2));
+    assert!(room.evict_stalled(3).is_none(), "none busier than 3 calls");
+
+    drop(guards);
+    assert_eq!(held(&room), (0, 0), "nor their connections");
+}
