@@ -270,7 +270,10 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        // Not while the call waits for its request: a request known to be
+        // over (headers only) must still be polled once, to learn whether
+        // the call's place was taken meanwhile; tonic would skip it.
+        self.awaiting.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -326,21 +329,22 @@ mod tests {
     }
 
     /// As [`first_poll`], of a request body `request`.
+    /// The body is wrapped as the server wraps it, in tonic's body.
     fn first_poll_of(
-        request: impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin,
+        request: impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin + Send + 'static,
         made_room_first: bool,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let calls = Calls::default();
         let start = tokio::time::Instant::now();
         let (_gauge, registered) = calls.enter_making_room(1, None, 1, start).unwrap();
-        let mut body = RequestLimit::new(
+        let mut body = tonic::body::Body::new(RequestLimit::new(
             request,
             4096,
             CallContext::default(),
             Some(registered),
             None,
             None,
-        );
+        ));
         let later = start + crate::call::room::REQUEST_GRACE;
         let _newcomer =
             made_room_first.then(|| calls.enter_making_room(1, None, 2, later).unwrap());
