@@ -42,10 +42,8 @@ impl Calls {
     /// Counts a new call even past `max`, if another call can be ended to
     /// make room; the count runs over until it has. The one told to end is
     /// a call whose request has not come or, failing that, one stalled on
-    /// a client that does not read, as [`Room::admit`] chooses: a
-    /// connection cannot push out calls of one no busier than itself
-    /// (`entering`, the new call's), but for a request that is long in
-    /// coming.
+    /// a client that does not read, as [`Room::admit`] chooses, weighing
+    /// the call's connection against `entering`, the new call's.
     ///
     /// The new call, `id`, is registered as waiting for its request, since
     /// `now`, before another can look for room: under the same lock, so

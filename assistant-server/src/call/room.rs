@@ -3,13 +3,15 @@
 //! Two lists, oldest first: calls waiting for their request, and calls
 //! stalled on a client that does not read. A full server ends the oldest
 //! call waiting for its request, if it has waited [`REQUEST_GRACE`] or its
-//! connection holds more such places than the newcomer's or, failing
-//! that, a stalled call of its busiest connection ([`Room::admit`]).
+//! connection holds two or more such places and more than the newcomer's;
+//! or, failing that, the longest stalled call of the busiest connection,
+//! if busier than the newcomer's ([`Room::admit`]).
 //!
-//! Ending a call here only cancels its token, which its entries on both
-//! lists share (a chat, which answers before it reads, can be on both):
-//! the newcomer is counted at once, and the call ends itself when it sees
-//! the token, wherever it waits. A call that was ended must end even if
+//! Ending a call takes its entry off the list it was chosen from and
+//! cancels its token, which its entries on both lists share (a chat,
+//! which answers before it reads, can be on both; the other entry is
+//! skipped until it goes): the newcomer is counted at once, and the call
+//! ends itself when it sees the token, wherever it waits. A call that was ended must end even if
 //! its request comes or its client reads on at that moment
 //! ([`AwaitingRequest::arrived`], [`StalledGuard::reading_again`]), or the
 //! count would stay over the limit.
@@ -146,9 +148,10 @@ impl Room {
     /// - or else the longest stalled of the connection with the most
     ///   calls, if more than the newcomer's.
     ///
-    /// So a connection cannot push out calls of one no busier than itself,
-    /// but for a request that is long in coming. Else `None`. The newcomer
-    /// is registered as waiting for its request under the same lock.
+    /// So a connection cannot end a young call of another unless that one
+    /// holds places it does not use, nor a stalled call of one no busier
+    /// than itself. Else `None`. The newcomer is registered as waiting for
+    /// its request under the same lock.
     pub(super) fn admit<G>(
         &self,
         id: u64,

@@ -207,10 +207,9 @@ fn the_stalled_list_holds_nothing_of_calls_gone() {
     let room = Room::default();
     let (busy, _busy_seats) = connection_of(3);
     let (quiet, _quiet_seat) = connection_of(1);
-    let mut guards: Vec<_> = (0..3)
-        .map(|_| room.stalled(Arc::clone(&busy), None))
-        .collect();
-    guards.insert(0, room.stalled(Arc::clone(&quiet), None));
+    // The quiet connection's call stalls first.
+    let mut guards = vec![room.stalled(Arc::clone(&quiet), None)];
+    guards.extend((0..3).map(|_| room.stalled(Arc::clone(&busy), None)));
     let held = |room: &Room| {
         let stalled = room.stalled.lock().unwrap();
         (stalled.calls.len(), stalled.by_connection.len())
@@ -219,7 +218,7 @@ fn the_stalled_list_holds_nothing_of_calls_gone() {
 
     // The busiest connection's first stalled call, though the quiet one's
     // stalled before it.
-    room.evict_stalled(1).expect("one to end").cancel();
+    room.evict_stalled(0).expect("one to end").cancel();
     let ended: Vec<_> = guards.iter().map(|g| g.evict.is_cancelled()).collect();
     assert_eq!(ended, [false, true, false, false]);
     assert_eq!(held(&room), (3, 2));
@@ -227,4 +226,20 @@ fn the_stalled_list_holds_nothing_of_calls_gone() {
 
     drop(guards);
     assert_eq!(held(&room), (0, 0), "nor their connections");
+}
+
+#[test]
+fn among_connections_as_busy_the_call_stalled_first_is_ended() {
+    let room = Room::default();
+    let (first, _first_seats) = connection_of(2);
+    let (second, _second_seats) = connection_of(2);
+    let earliest = room.stalled(Arc::clone(&second), None);
+    let later = room.stalled(Arc::clone(&first), None);
+    let latest = room.stalled(Arc::clone(&second), None);
+    room.evict_stalled(1).expect("one to end").cancel();
+    assert!(earliest.evict.is_cancelled());
+    assert!(!later.evict.is_cancelled() && !latest.evict.is_cancelled());
+    // Then the other connection's, stalled before the second's next.
+    room.evict_stalled(1).expect("one to end").cancel();
+    assert!(later.evict.is_cancelled() && !latest.evict.is_cancelled());
 }

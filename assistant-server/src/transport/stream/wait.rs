@@ -111,6 +111,9 @@ pub(super) async fn wait_on_client(
     let waiting_since = Instant::now();
     let notice = tokio::time::sleep(STALL_NOTICE);
     let mut noticed = false;
+    // Before the notice the call is on no stalled list, so its place can
+    // be taken only while it waits for its request (a chat): that ends it
+    // before anything its client does.
     let waited = tokio::select! {
         biased;
         () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
