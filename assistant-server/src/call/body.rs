@@ -107,13 +107,15 @@ impl CallBody {
         let seats = calls
             .enter(usize::MAX)
             .zip(Some(connection.enter(usize::MAX)));
-        let record = Record::new(
+        let mut record = Record::new(
             tracing::Span::none(),
             super::CallContext::default(),
             calls.clone(),
             CancellationToken::new(),
             seats,
         );
+        // As every counted call has (`CallService::call`).
+        record.place_taken = Some(CancellationToken::new());
         Self::new(ResponseBody::Tonic(inner), record, None)
     }
 

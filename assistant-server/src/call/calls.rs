@@ -74,7 +74,7 @@ impl Calls {
     pub(crate) fn stalled(
         &self,
         connection: Arc<ConnectionCalls>,
-        place_taken: Option<&CancellationToken>,
+        place_taken: &CancellationToken,
     ) -> StalledGuard {
         self.room.stalled(connection, place_taken)
     }

@@ -169,6 +169,13 @@ pub(super) fn made_room() -> Status {
 }
 
 impl Awaiting {
+    /// The request arrived, or ended: true, or false if the server took
+    /// the call's place first ([`AwaitingRequest::arrived`]).
+    fn arrived(self) -> bool {
+        self.registered
+            .is_none_or(|registered| registered.arrived())
+    }
+
     /// Why the call must end before its request arrives, if it must; polls
     /// what it waits on, so the task is woken in time.
     fn must_end(&mut self, cx: &mut Context<'_>) -> Option<Status> {
@@ -222,10 +229,7 @@ where
                     {
                         // The request may have been in, unread, when the
                         // server took this call's place: the call ends.
-                        if awaiting
-                            .registered
-                            .is_some_and(|registered| !registered.arrived())
-                        {
+                        if !awaiting.arrived() {
                             return Poll::Ready(Some(Err(made_room())));
                         }
                         this.context.request_arrived();
@@ -249,9 +253,7 @@ where
                 // The request ended with no message (a stream may), as
                 // the server took this call's place: the call ends.
                 if let Some(awaiting) = this.awaiting.take()
-                    && awaiting
-                        .registered
-                        .is_some_and(|registered| !registered.arrived())
+                    && !awaiting.arrived()
                 {
                     return Poll::Ready(Some(Err(made_room())));
                 }

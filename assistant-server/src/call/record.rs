@@ -119,9 +119,10 @@ impl Record {
         let (_, Some(seat)) = self.seats.as_ref()? else {
             return None;
         };
+        let place_taken = self.place_taken.as_ref()?;
         Some(
             self.calls
-                .stalled(Arc::clone(seat.connection()), self.place_taken.as_ref()),
+                .stalled(Arc::clone(seat.connection()), place_taken),
         )
     }
 

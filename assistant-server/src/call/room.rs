@@ -231,18 +231,18 @@ impl Room {
         }
     }
 
-    /// Registers a call of `connection` as stalled on its client; the
-    /// token is cancelled if the call must make room for another. A
-    /// counted call gives the token of its entry on the other list,
-    /// `place_taken`: a call still on both (Chat answers before it reads),
-    /// ended from either, is skipped on the other, not ended twice for two
-    /// newcomers.
+    /// Registers a call of `connection` as stalled on its client, with the
+    /// token of its entry on the other list, `place_taken`, which is
+    /// cancelled if the call must make room for another: a call still on
+    /// both (Chat answers before it reads), ended from either, is skipped
+    /// on the other, not ended twice for two newcomers; and whatever waits
+    /// on the call watches one token.
     pub(super) fn stalled(
         &self,
         connection: Arc<ConnectionCalls>,
-        place_taken: Option<&CancellationToken>,
+        place_taken: &CancellationToken,
     ) -> StalledGuard {
-        let evict = place_taken.cloned().unwrap_or_default();
+        let evict = place_taken.clone();
         let key = self
             .stalled
             .lock()

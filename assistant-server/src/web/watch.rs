@@ -144,7 +144,7 @@ async fn watchdog(
     };
     let mut deadline_passed = std::pin::pin!(deadline_passed);
     // The call's place was taken (its request not read yet, or stalled
-    // on its client): it must end.
+    // on its client, whose entry shares the token): it must end.
     let place_taken = async {
         match &place_taken {
             Some(place_taken) => place_taken.cancelled().await,
@@ -152,22 +152,13 @@ async fn watchdog(
         }
     };
     let mut place_taken = std::pin::pin!(place_taken);
-    // Cancelled if the server ends the call, stalled, to make room.
-    let mut evict: Option<CancellationToken> = None;
     loop {
-        let made_room = async {
-            match &evict {
-                Some(evict) => evict.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
             () = &mut deadline_passed => return end(&slot, EndEarly::Deadline),
             () = ending.cancelled() => return end(&slot, EndEarly::Shutdown),
             () = &mut place_taken => return end(&slot, EndEarly::MadeRoom),
-            () = made_room => return end(&slot, EndEarly::MadeRoom),
             () = tokio::time::sleep(STALL_NOTICE) => {}
         }
         let Some(strong) = slot.upgrade() else { return };
@@ -194,7 +185,6 @@ async fn watchdog(
                 .map(|guard| (guard, slot.frames)),
             None => None,
         };
-        evict = slot.stalled.as_ref().map(|(guard, _)| guard.evict.clone());
     }
 }
 

@@ -67,7 +67,7 @@ fn a_call_whose_request_may_be_on_its_way_keeps_its_place() {
     assert_eq!(calls.active(), 1);
 
     // Nor can the flood push out a stalled call of its own...
-    let stalled = calls.stalled(Arc::clone(&flood), None);
+    let stalled = calls.stalled(Arc::clone(&flood), &CancellationToken::new());
     assert!(
         calls
             .enter_making_room(1, Some(&flood), 4, too_soon)
@@ -135,7 +135,7 @@ fn a_call_on_both_lists_makes_room_once() {
     let _seats: Vec<_> = (0..2).map(|_| busy.enter(10).unwrap()).collect();
     let chat = |calls: &Calls| {
         let (gauge, waiting) = calls.enter_making_room(1, None, 1, start).unwrap();
-        let stalled = calls.stalled(Arc::clone(&busy), Some(&waiting.evict));
+        let stalled = calls.stalled(Arc::clone(&busy), &waiting.evict);
         (gauge, waiting, stalled)
     };
 
@@ -174,9 +174,9 @@ fn a_full_server_ends_a_stalled_call_of_the_busiest_connection_for_a_quieter_one
     let _busy_seats: Vec<_> = (0..3).map(|_| busy.enter(10).unwrap()).collect();
     let _gauges: Vec<_> = (0..4).map(|_| calls.enter(4).unwrap()).collect();
     let quiet_seat = quiet.enter(10).unwrap();
-    let quiet_stall = calls.stalled(Arc::clone(&quiet), None);
-    let first = calls.stalled(Arc::clone(&busy), None);
-    let second = calls.stalled(Arc::clone(&busy), None);
+    let quiet_stall = calls.stalled(Arc::clone(&quiet), &CancellationToken::new());
+    let first = calls.stalled(Arc::clone(&busy), &CancellationToken::new());
+    let second = calls.stalled(Arc::clone(&busy), &CancellationToken::new());
 
     // A call on a connection of its own (1 call) ends the busy one's
     // call that stalled first, not the quiet one's.
@@ -208,8 +208,8 @@ fn the_stalled_list_holds_nothing_of_calls_gone() {
     let (busy, _busy_seats) = connection_of(3);
     let (quiet, _quiet_seat) = connection_of(1);
     // The quiet connection's call stalls first.
-    let mut guards = vec![room.stalled(Arc::clone(&quiet), None)];
-    guards.extend((0..3).map(|_| room.stalled(Arc::clone(&busy), None)));
+    let mut guards = vec![room.stalled(Arc::clone(&quiet), &CancellationToken::new())];
+    guards.extend((0..3).map(|_| room.stalled(Arc::clone(&busy), &CancellationToken::new())));
     let held = |room: &Room| {
         let stalled = room.stalled.lock().unwrap();
         (stalled.calls.len(), stalled.by_connection.len())
@@ -233,9 +233,9 @@ fn among_connections_as_busy_the_call_stalled_first_is_ended() {
     let room = Room::default();
     let (first, _first_seats) = connection_of(2);
     let (second, _second_seats) = connection_of(2);
-    let earliest = room.stalled(Arc::clone(&second), None);
-    let later = room.stalled(Arc::clone(&first), None);
-    let latest = room.stalled(Arc::clone(&second), None);
+    let earliest = room.stalled(Arc::clone(&second), &CancellationToken::new());
+    let later = room.stalled(Arc::clone(&first), &CancellationToken::new());
+    let latest = room.stalled(Arc::clone(&second), &CancellationToken::new());
     room.evict_stalled(1).expect("one to end").cancel();
     assert!(earliest.evict.is_cancelled());
     assert!(!later.evict.is_cancelled() && !latest.evict.is_cancelled());

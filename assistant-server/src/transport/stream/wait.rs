@@ -134,21 +134,15 @@ pub(super) async fn wait_on_client(
                     info!("Waiting for {client} to read: {sent} bytes sent, the last still queued");
                 }
             });
-            let made_room = async {
-                match &stalled {
-                    Some(stalled) => stalled.evict.cancelled().await,
-                    None => std::future::pending().await,
-                }
-            };
-            // The client first: a last frame written as the call's place
-            // was taken is the call's end all the same (`read_on`).
+            // The stall's entry shares `place_taken`. The client first: a
+            // last frame written as the call's place was taken is the
+            // call's end all the same (`read_on`).
             tokio::select! {
                 biased;
                 () = &mut deadline_passed => Waited::Ended(EndEarly::Deadline),
                 () = &mut shutdown => Waited::Ended(EndEarly::Shutdown),
                 waited = &mut client => read_on(waited, stall, stalled.as_ref()),
                 () = &mut place_taken => Waited::Ended(EndEarly::MadeRoom),
-                () = made_room => Waited::Ended(EndEarly::MadeRoom),
             }
         }
     };
@@ -180,6 +174,8 @@ fn read_on(waited: Waited, stall: Stall, stalled: Option<&StalledGuard>) -> Wait
 mod tests {
     use std::sync::Arc;
 
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
     use crate::call::{Calls, ConnectionCalls};
 
@@ -191,12 +187,12 @@ mod tests {
         let _gauge = calls.enter(1).unwrap();
         let sent = |waited: Waited| matches!(waited, Waited::Sent(10));
 
-        let kept = calls.stalled(Arc::clone(&connection), None);
+        let kept = calls.stalled(Arc::clone(&connection), &CancellationToken::new());
         assert!(sent(read_on(Waited::Sent(10), Stall::Window, Some(&kept))));
 
         // Its window opened as the server, full, took its place: the
         // newcomer was counted in its stead.
-        let taken = calls.stalled(Arc::clone(&connection), None);
+        let taken = calls.stalled(Arc::clone(&connection), &CancellationToken::new());
         let (_newcomer, newcomer_waiting) = calls
             .enter_making_room(1, None, 1, tokio::time::Instant::now())
             .expect("room made");
@@ -208,7 +204,7 @@ mod tests {
         ));
 
         // A last frame written is the end of the call either way.
-        let last = calls.stalled(Arc::clone(&connection), None);
+        let last = calls.stalled(Arc::clone(&connection), &CancellationToken::new());
         let _another = calls
             .enter_making_room(1, None, 2, tokio::time::Instant::now())
             .expect("room made");
