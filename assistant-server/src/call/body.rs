@@ -108,6 +108,7 @@ impl CallBody {
             .enter(usize::MAX)
             .zip(Some(connection.enter(usize::MAX)));
         let mut record = Record::new(
+            u64::MAX,
             tracing::Span::none(),
             super::CallContext::default(),
             calls.clone(),

@@ -69,14 +69,15 @@ impl Calls {
         )
     }
 
-    /// Registers a call of `connection` as stalled on its client, so that a
-    /// full server may end it to make room; see [`Room::stalled`].
+    /// Registers call `call` of `connection` as stalled on its client, so
+    /// that a full server may end it to make room; see [`Room::stalled`].
     pub(crate) fn stalled(
         &self,
         connection: Arc<ConnectionCalls>,
+        call: u64,
         place_taken: &CancellationToken,
     ) -> StalledGuard {
-        self.room.stalled(connection, place_taken)
+        self.room.stalled(connection, call, place_taken)
     }
 
     /// How many calls wait now for a client that is not reading.

@@ -319,7 +319,7 @@ where
         }
         request.extensions_mut().insert(context.clone());
         let deadline = deadline::deadline(request.headers());
-        let mut record = Record::new(span.clone(), context, self.calls.clone(), ending, seats);
+        let mut record = Record::new(id, span.clone(), context, self.calls.clone(), ending, seats);
         record.place_taken = place_taken;
         record.count_in(self.metrics.clone(), method, tells_story);
 

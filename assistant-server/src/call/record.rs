@@ -19,6 +19,10 @@ use super::{
 
 /// How one call went; logged when it is dropped, however the call ended.
 pub(super) struct Record {
+    /// The call's id: its key on the list of calls waiting for their
+    /// request, which a stall's entry names so that ending the call from
+    /// one list takes it off both.
+    id: u64,
     pub(super) span: Span,
     pub(super) context: CallContext,
     started: Instant,
@@ -51,9 +55,10 @@ pub(super) struct Record {
 }
 
 impl Record {
-    /// Starts the record of a call, which holds its places (`seats`)
+    /// Starts the record of call `id`, which holds its places (`seats`)
     /// until the record is dropped.
     pub(super) fn new(
+        id: u64,
         span: Span,
         context: CallContext,
         calls: Calls,
@@ -61,6 +66,7 @@ impl Record {
         seats: Option<(Gauge, Option<ConnectionSeat>)>,
     ) -> Self {
         Self {
+            id,
             span,
             context,
             started: Instant::now(),
@@ -122,7 +128,7 @@ impl Record {
         let place_taken = self.place_taken.as_ref()?;
         Some(
             self.calls
-                .stalled(Arc::clone(seat.connection()), place_taken),
+                .stalled(Arc::clone(seat.connection()), self.id, place_taken),
         )
     }
 

@@ -9,9 +9,12 @@
 //!
 //! Ending a call takes its entry off the list it was chosen from and
 //! cancels its token, which its entries on both lists share (a chat,
-//! which answers before it reads, can be on both; the other entry is
-//! skipped until it goes): the newcomer is counted at once, and the call
-//! ends itself when it sees the token, wherever it waits. A call that was ended must end even if
+//! which answers before it reads, can be on both): the newcomer is
+//! counted at once, and the call ends itself when it sees the token,
+//! wherever it waits. A chat ended from the stalled list leaves the other
+//! list at once too, so that its connection no longer counts the place as
+//! unused; one ended from the other list is skipped on the stalled list
+//! until it goes. A call that was ended must end even if
 //! its request comes or its client reads on at that moment
 //! ([`AwaitingRequest::arrived`], [`StalledGuard::reading_again`]), or the
 //! count would stay over the limit.
@@ -70,8 +73,13 @@ fn address(connection: &Arc<ConnectionCalls>) -> usize {
 }
 
 impl Stalled {
-    /// Adds a call of `connection`; returns its key.
-    fn insert(&mut self, connection: Arc<ConnectionCalls>, evict: CancellationToken) -> u64 {
+    /// Adds call `call` of `connection`; returns its key.
+    fn insert(
+        &mut self,
+        connection: Arc<ConnectionCalls>,
+        call: u64,
+        evict: CancellationToken,
+    ) -> u64 {
         let key = self.next;
         self.next += 1;
         self.by_connection
@@ -82,7 +90,14 @@ impl Stalled {
             })
             .keys
             .insert(key);
-        self.calls.insert(key, StalledCall { connection, evict });
+        self.calls.insert(
+            key,
+            StalledCall {
+                connection,
+                call,
+                evict,
+            },
+        );
         key
     }
 
@@ -133,6 +148,8 @@ impl Drop for Awaiting {
 #[derive(Debug)]
 struct StalledCall {
     connection: Arc<ConnectionCalls>,
+    /// The call's id: its key on the list of calls awaiting their request.
+    call: u64,
     evict: CancellationToken,
 }
 
@@ -167,14 +184,6 @@ impl Room {
         let gauge = match enter() {
             Some(gauge) => gauge,
             None => {
-                // A call ended from the stalled list may still be on this
-                // one, until it goes: it makes no room twice.
-                while awaiting
-                    .first_key_value()
-                    .is_some_and(|(_, oldest)| oldest.evict.is_cancelled())
-                {
-                    awaiting.pop_first();
-                }
                 let unused_than = entering.map_or(0, |entering| entering.awaiting_request());
                 let may_end = awaiting.first_entry().filter(|oldest| {
                     let oldest = oldest.get();
@@ -187,7 +196,13 @@ impl Room {
                 let busier_than = entering.map_or(0, |entering| entering.active());
                 let evicted = match may_end {
                     Some(oldest) => oldest.remove().evict.clone(),
-                    None => self.evict_stalled(busier_than)?,
+                    None => {
+                        let (call, evict) = self.evict_stalled(busier_than)?;
+                        // A chat waits for its request too: its place
+                        // there is not unused any more.
+                        awaiting.remove(&call);
+                        evict
+                    }
                 };
                 evicted.cancel();
                 enter_over()
@@ -217,7 +232,8 @@ impl Room {
 
     /// Takes out the call to end among those stalled: on the connection
     /// with the most calls, more than `busier_than`; the oldest there.
-    fn evict_stalled(&self, busier_than: usize) -> Option<CancellationToken> {
+    /// Returns its id and its token.
+    fn evict_stalled(&self, busier_than: usize) -> Option<(u64, CancellationToken)> {
         let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let key = stalled.busiest(busier_than)?;
@@ -226,20 +242,22 @@ impl Room {
             // its way out: then it is off this list too, and the next one
             // is looked for.
             if !call.evict.is_cancelled() {
-                return Some(call.evict);
+                return Some((call.call, call.evict));
             }
         }
     }
 
-    /// Registers a call of `connection` as stalled on its client, with the
-    /// token of its entry on the other list, `place_taken`, which is
-    /// cancelled if the call must make room for another: a call still on
-    /// both (Chat answers before it reads), ended from either, is skipped
-    /// on the other, not ended twice for two newcomers; and whatever waits
-    /// on the call watches one token.
+    /// Registers call `call` of `connection` as stalled on its client, with
+    /// the token of its entry on the other list, `place_taken`, which is
+    /// cancelled if the call must make room for another. A call on both
+    /// lists (Chat answers before it reads) is ended once, not twice for
+    /// two newcomers: ended from this list, it is taken off the other;
+    /// ended from the other, it is skipped on this one. Whatever waits on
+    /// the call watches one token.
     pub(super) fn stalled(
         &self,
         connection: Arc<ConnectionCalls>,
+        call: u64,
         place_taken: &CancellationToken,
     ) -> StalledGuard {
         let evict = place_taken.clone();
@@ -247,7 +265,7 @@ impl Room {
             .stalled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(connection, evict.clone());
+            .insert(connection, call, evict.clone());
         StalledGuard {
             key,
             evict,

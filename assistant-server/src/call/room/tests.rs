@@ -67,7 +67,7 @@ fn a_call_whose_request_may_be_on_its_way_keeps_its_place() {
     assert_eq!(calls.active(), 1);
 
     // Nor can the flood push out a stalled call of its own...
-    let stalled = calls.stalled(Arc::clone(&flood), &CancellationToken::new());
+    let stalled = calls.stalled(Arc::clone(&flood), 1001, &CancellationToken::new());
     assert!(
         calls
             .enter_making_room(1, Some(&flood), 4, too_soon)
@@ -135,7 +135,7 @@ fn a_call_on_both_lists_makes_room_once() {
     let _seats: Vec<_> = (0..2).map(|_| busy.enter(10).unwrap()).collect();
     let chat = |calls: &Calls| {
         let (gauge, waiting) = calls.enter_making_room(1, None, 1, start).unwrap();
-        let stalled = calls.stalled(Arc::clone(&busy), &waiting.evict);
+        let stalled = calls.stalled(Arc::clone(&busy), 1, &waiting.evict);
         (gauge, waiting, stalled)
     };
 
@@ -167,6 +167,29 @@ fn a_call_on_both_lists_makes_room_once() {
 }
 
 #[test]
+fn a_chat_ended_from_the_stalled_list_no_longer_holds_an_unused_place() {
+    let start = Instant::now();
+    let soon = start + Duration::from_millis(1);
+    let calls = Calls::default();
+    let (busy, _busy_seats) = connection_of(3);
+    let (quiet, _quiet_seat) = connection_of(1);
+    // A chat of the busy connection, waiting for its request and stalled.
+    let (_chat, waiting) = calls.enter_making_room(1, Some(&busy), 1, start).unwrap();
+    let stalled = calls.stalled(Arc::clone(&busy), 1, &waiting.evict);
+    assert_eq!(busy.awaiting_request(), 1);
+    // Too young to end as a call awaiting its request: ended as stalled.
+    let (_newcomer, newcomer) = calls
+        .enter_making_room(1, Some(&quiet), 2, soon)
+        .expect("room made");
+    assert!(stalled.evict.is_cancelled());
+    // Off both lists at once, though the chat has not gone yet: its
+    // connection counts no place unused that a newcomer could take.
+    assert_eq!(busy.awaiting_request(), 0);
+    assert!(!waiting.arrived() && !stalled.reading_again());
+    assert!(newcomer.arrived());
+}
+
+#[test]
 fn a_full_server_ends_a_stalled_call_of_the_busiest_connection_for_a_quieter_one() {
     let calls = Calls::default();
     let busy = Arc::new(ConnectionCalls::default());
@@ -174,9 +197,9 @@ fn a_full_server_ends_a_stalled_call_of_the_busiest_connection_for_a_quieter_one
     let _busy_seats: Vec<_> = (0..3).map(|_| busy.enter(10).unwrap()).collect();
     let _gauges: Vec<_> = (0..4).map(|_| calls.enter(4).unwrap()).collect();
     let quiet_seat = quiet.enter(10).unwrap();
-    let quiet_stall = calls.stalled(Arc::clone(&quiet), &CancellationToken::new());
-    let first = calls.stalled(Arc::clone(&busy), &CancellationToken::new());
-    let second = calls.stalled(Arc::clone(&busy), &CancellationToken::new());
+    let quiet_stall = calls.stalled(Arc::clone(&quiet), 1003, &CancellationToken::new());
+    let first = calls.stalled(Arc::clone(&busy), 1004, &CancellationToken::new());
+    let second = calls.stalled(Arc::clone(&busy), 1005, &CancellationToken::new());
 
     // A call on a connection of its own (1 call) ends the busy one's
     // call that stalled first, not the quiet one's.
@@ -208,8 +231,10 @@ fn the_stalled_list_holds_nothing_of_calls_gone() {
     let (busy, _busy_seats) = connection_of(3);
     let (quiet, _quiet_seat) = connection_of(1);
     // The quiet connection's call stalls first.
-    let mut guards = vec![room.stalled(Arc::clone(&quiet), &CancellationToken::new())];
-    guards.extend((0..3).map(|_| room.stalled(Arc::clone(&busy), &CancellationToken::new())));
+    let mut guards = vec![room.stalled(Arc::clone(&quiet), 1006, &CancellationToken::new())];
+    guards.extend(
+        (1007..1010).map(|id| room.stalled(Arc::clone(&busy), id, &CancellationToken::new())),
+    );
     let held = |room: &Room| {
         let stalled = room.stalled.lock().unwrap();
         (stalled.calls.len(), stalled.by_connection.len())
@@ -218,7 +243,7 @@ fn the_stalled_list_holds_nothing_of_calls_gone() {
 
     // The busiest connection's first stalled call, though the quiet one's
     // stalled before it.
-    room.evict_stalled(0).expect("one to end").cancel();
+    room.evict_stalled(0).expect("one to end").1.cancel();
     let ended: Vec<_> = guards.iter().map(|g| g.evict.is_cancelled()).collect();
     assert_eq!(ended, [false, true, false, false]);
     assert_eq!(held(&room), (3, 2));
@@ -233,13 +258,13 @@ fn among_connections_as_busy_the_call_stalled_first_is_ended() {
     let room = Room::default();
     let (first, _first_seats) = connection_of(2);
     let (second, _second_seats) = connection_of(2);
-    let earliest = room.stalled(Arc::clone(&second), &CancellationToken::new());
-    let later = room.stalled(Arc::clone(&first), &CancellationToken::new());
-    let latest = room.stalled(Arc::clone(&second), &CancellationToken::new());
-    room.evict_stalled(1).expect("one to end").cancel();
+    let earliest = room.stalled(Arc::clone(&second), 1010, &CancellationToken::new());
+    let later = room.stalled(Arc::clone(&first), 1011, &CancellationToken::new());
+    let latest = room.stalled(Arc::clone(&second), 1012, &CancellationToken::new());
+    room.evict_stalled(1).expect("one to end").1.cancel();
     assert!(earliest.evict.is_cancelled());
     assert!(!later.evict.is_cancelled() && !latest.evict.is_cancelled());
     // Then the other connection's, stalled before the second's next.
-    room.evict_stalled(1).expect("one to end").cancel();
+    room.evict_stalled(1).expect("one to end").1.cancel();
     assert!(later.evict.is_cancelled() && !latest.evict.is_cancelled());
 }

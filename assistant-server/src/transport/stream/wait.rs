@@ -187,12 +187,12 @@ mod tests {
         let _gauge = calls.enter(1).unwrap();
         let sent = |waited: Waited| matches!(waited, Waited::Sent(10));
 
-        let kept = calls.stalled(Arc::clone(&connection), &CancellationToken::new());
+        let kept = calls.stalled(Arc::clone(&connection), 101, &CancellationToken::new());
         assert!(sent(read_on(Waited::Sent(10), Stall::Window, Some(&kept))));
 
         // Its window opened as the server, full, took its place: the
         // newcomer was counted in its stead.
-        let taken = calls.stalled(Arc::clone(&connection), &CancellationToken::new());
+        let taken = calls.stalled(Arc::clone(&connection), 102, &CancellationToken::new());
         let (_newcomer, newcomer_waiting) = calls
             .enter_making_room(1, None, 1, tokio::time::Instant::now())
             .expect("room made");
@@ -204,7 +204,7 @@ mod tests {
         ));
 
         // A last frame written is the end of the call either way.
-        let last = calls.stalled(Arc::clone(&connection), &CancellationToken::new());
+        let last = calls.stalled(Arc::clone(&connection), 103, &CancellationToken::new());
         let _another = calls
             .enter_making_room(1, None, 2, tokio::time::Instant::now())
             .expect("room made");
