@@ -1,14 +1,15 @@
 //! The log line's timestamp, as tracing's `SystemTime` writes it
 //! (`2026-11-21T09:24:02.538967Z`), with the date and time of day formatted
-//! only when the second changes, and the microseconds written as six
-//! digits in place: at a line per story chunk, formatting the calendar, or
-//! even the fraction through `write!`, for every line was a measurable
-//! share of logging's cost.
+//! only when the second changes, and the microseconds appended as two runs
+//! of three digits from a table: at a line per story chunk, formatting the
+//! calendar, or even the fraction through `write!`, for every line was a
+//! measurable share of logging's cost. So was reading the clock through
+//! `SystemTime`, whose way to seconds and microseconds costs more than the
+//! clock itself.
 
 use std::{
     cell::RefCell,
     fmt::{self, Write as _},
-    time::{SystemTime as Clock, UNIX_EPOCH},
 };
 
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
@@ -28,44 +29,96 @@ pub(super) fn timestamp(writer: &mut Writer<'_>) -> fmt::Result {
         /// The second last formatted on this thread, and the line's
         /// timestamp as last written: only its fraction changes within the
         /// second.
-        static SECOND: RefCell<(u64, [u8; STAMP_LEN])> =
-            const { RefCell::new((u64::MAX, [0; STAMP_LEN])) };
+        static STAMP: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
-    let Ok(since_epoch) = Clock::now().duration_since(UNIX_EPOCH) else {
+    let Some((secs, micros)) = now() else {
         return SystemTime.format_time(writer);
     };
-    let secs = since_epoch.as_secs();
-    let stamp = SECOND.with_borrow_mut(|(second, stamp)| {
+    let written = STAMP.try_with(|stamp| {
+        let mut stamp = stamp.try_borrow_mut().ok()?;
+        let (second, text) = &mut *stamp;
         if *second != secs {
-            let mut text = String::with_capacity(STAMP_LEN);
-            civil_time(&mut text, secs).ok()?;
-            text.push_str(".000000Z");
-            *stamp = text.as_bytes().try_into().ok()?;
+            *second = u64::MAX;
+            text.clear();
+            civil_time(text, secs).ok()?;
+            text.push('.');
+            // A year past 9999 is written by tracing's own formatting.
+            if text.len() != FRACTION_AT {
+                return None;
+            }
             *second = secs;
         }
-        // The six digits of microseconds, before the `Z`.
-        fraction(
-            &mut stamp[STAMP_LEN - 7..STAMP_LEN - 1],
-            since_epoch.subsec_micros(),
-        );
-        Some(*stamp)
+        text.truncate(FRACTION_AT);
+        text.push_str(three_digits(micros / 1000));
+        text.push_str(three_digits(micros % 1000));
+        text.push('Z');
+        Some(writer.write_str(text))
     });
-    match stamp.as_ref().map(|stamp| std::str::from_utf8(stamp)) {
-        Some(Ok(stamp)) => writer.write_str(stamp),
+    match written {
+        Ok(Some(written)) => written,
         _ => SystemTime.format_time(writer),
     }
 }
 
-/// The length of `2026-11-21T09:24:02.538967Z`; a time that does not fit
-/// is written by tracing's own formatting.
-const STAMP_LEN: usize = 27;
-
-/// Writes `micros` (below a million) into `digits` as six decimal digits.
-fn fraction(digits: &mut [u8], mut micros: u32) {
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (micros % 10) as u8;
-        micros /= 10;
+/// The time since the Unix epoch, in seconds and the microseconds past
+/// them, as `SystemTime::now` reads it; `None` before 1970.
+///
+/// Read from the clock directly: `SystemTime`'s own way to the same two
+/// numbers, `duration_since(UNIX_EPOCH)`, took a fifth of the clock's
+/// share of a line's cost.
+#[cfg(unix)]
+fn now() -> Option<(u64, u32)> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec`, and the clock is one
+    // every Unix has.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    if read != 0 {
+        return None;
     }
+    let secs = u64::try_from(now.tv_sec).ok()?;
+    let micros = u32::try_from(now.tv_nsec / 1000).ok()?;
+    Some((secs, micros))
+}
+
+/// The time since the Unix epoch, in seconds and the microseconds past
+/// them; `None` before 1970.
+#[cfg(not(unix))]
+fn now() -> Option<(u64, u32)> {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some((since_epoch.as_secs(), since_epoch.subsec_micros()))
+}
+
+/// Where the fraction starts in `2026-11-21T09:24:02.538967Z`.
+const FRACTION_AT: usize = 20;
+
+/// `000` to `999`, three bytes each, made when the server is built.
+const THREE_DIGITS: &str = {
+    const BYTES: [u8; 3000] = {
+        let mut bytes = [0; 3000];
+        let mut n = 0;
+        while n < 1000 {
+            bytes[n * 3] = b'0' + (n / 100) as u8;
+            bytes[n * 3 + 1] = b'0' + (n / 10 % 10) as u8;
+            bytes[n * 3 + 2] = b'0' + (n % 10) as u8;
+            n += 1;
+        }
+        bytes
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(digits) => digits,
+        Err(_) => panic!("digits are ASCII"),
+    }
+};
+
+/// `n` (below 1,000) as three decimal digits.
+fn three_digits(n: u32) -> &'static str {
+    let at = (n as usize % 1000) * 3;
+    &THREE_DIGITS[at..at + 3]
 }
 
 /// `secs` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS`, in UTC.
@@ -99,16 +152,15 @@ mod tests {
     }
 
     #[test]
-    fn the_fraction_is_six_digits_with_leading_zeros() {
-        for (micros, expected) in [
-            (0, "000000"),
-            (7, "000007"),
-            (538_967, "538967"),
-            (999_999, "999999"),
+    fn three_digits_with_leading_zeros() {
+        for (n, expected) in [
+            (0, "000"),
+            (7, "007"),
+            (42, "042"),
+            (538, "538"),
+            (999, "999"),
         ] {
-            let mut digits = [b'x'; 6];
-            fraction(&mut digits, micros);
-            assert_eq!(std::str::from_utf8(&digits).unwrap(), expected);
+            assert_eq!(three_digits(n), expected);
         }
     }
 
