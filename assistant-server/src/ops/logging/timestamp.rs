@@ -49,9 +49,7 @@ pub(super) fn timestamp(writer: &mut Writer<'_>) -> fmt::Result {
             *second = secs;
         }
         text.truncate(FRACTION_AT);
-        text.push_str(three_digits(micros / 1000));
-        text.push_str(three_digits(micros % 1000));
-        text.push('Z');
+        push_fraction(text, micros);
         Some(writer.write_str(text))
     });
     match written {
@@ -115,6 +113,13 @@ const THREE_DIGITS: &str = {
     }
 };
 
+/// Appends `micros` (below a million) as six decimal digits, and the `Z`.
+fn push_fraction(text: &mut String, micros: u32) {
+    text.push_str(three_digits(micros / 1000));
+    text.push_str(three_digits(micros % 1000));
+    text.push('Z');
+}
+
 /// `n` (below 1,000) as three decimal digits.
 fn three_digits(n: u32) -> &'static str {
     let at = (n as usize % 1000) * 3;
@@ -152,30 +157,46 @@ mod tests {
     }
 
     #[test]
-    fn three_digits_with_leading_zeros() {
-        for (n, expected) in [
-            (0, "000"),
-            (7, "007"),
-            (42, "042"),
-            (538, "538"),
-            (999, "999"),
+    fn the_fraction_is_six_digits_with_leading_zeros() {
+        for (micros, expected) in [
+            (0, "000000Z"),
+            (7, "000007Z"),
+            (42_000, "042000Z"),
+            (538_967, "538967Z"),
+            (999_999, "999999Z"),
         ] {
-            assert_eq!(three_digits(n), expected);
+            let mut text = String::new();
+            push_fraction(&mut text, micros);
+            assert_eq!(text, expected);
         }
     }
 
     #[test]
     fn timestamps_read_as_tracing_writes_them() {
-        // Both are read from the clock: try again if a second ends between.
+        // Ours before and after tracing's, the second of them from the
+        // second's cached text: as the texts have one width, they sort
+        // as the times do. Try again if a second ends between.
+        let ours = || {
+            let mut text = String::new();
+            timestamp(&mut Writer::new(&mut text)).unwrap();
+            text
+        };
         for _ in 0..3 {
-            let (mut ours, mut theirs) = (String::new(), String::new());
-            timestamp(&mut Writer::new(&mut ours)).unwrap();
+            let before = ours();
+            let mut theirs = String::new();
             SystemTime
                 .format_time(&mut Writer::new(&mut theirs))
                 .unwrap();
-            assert_eq!(ours.len(), theirs.len(), "{ours} against {theirs}");
-            assert!(ours.ends_with('Z') && ours.as_bytes()[19] == b'.', "{ours}");
-            if ours[..19] == theirs[..19] {
+            let after = ours();
+            for ours in [&before, &after] {
+                assert_eq!(ours.len(), theirs.len(), "{ours} against {theirs}");
+                assert!(ours.ends_with('Z') && ours.as_bytes()[19] == b'.', "{ours}");
+            }
+            if before[..19] == theirs[..19] && after[..19] == theirs[..19] {
+                assert!(
+                    before <= theirs && theirs <= after,
+                    "{before} {theirs} {after}"
+                );
                 return;
             }
         }
