@@ -297,15 +297,15 @@ impl AwaitingRequest {
     /// false if the server ended it first to make room (from this list or
     /// the stalled one). Then the call must end all the same: the call
     /// that took its place was counted in its stead, and the count stays
-    /// over the limit until this one ends.
+    /// over the limit until this one ends. Ending a call from either
+    /// list takes it off this one under its lock, before its token is
+    /// cancelled: still here is not ended.
     pub(crate) fn arrived(&self) -> bool {
-        let removed = self
-            .registry
+        self.registry
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id)
-            .is_some();
-        removed && !self.evict.is_cancelled()
+            .is_some()
     }
 }
 
