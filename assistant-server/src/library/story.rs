@@ -2,6 +2,7 @@
 //! without copying.
 
 use std::{
+    borrow::Cow,
     fmt::{self, Write as _},
     ops::Range,
     path::Path,
@@ -79,13 +80,24 @@ impl Story {
 
     /// The line the tutorial's server logs for reading the bytes at
     /// `range` of the text, read in chunks of `chunk_size`: for a whole
-    /// chunk, kept with the story once first logged; for part of one (a
-    /// resumed call's first), formatted as it is logged.
-    pub(crate) fn read_line(&self, range: Range<usize>, chunk_size: usize) -> impl fmt::Display {
-        StoryReadLine {
-            story: self,
-            range,
-            chunk_size,
+    /// chunk, kept with the story once first asked for; for part of one (a
+    /// resumed call's first), formatted now. Ask for it inside the `info!`
+    /// that logs it, which asks only if the line is written.
+    pub(crate) fn read_line(&self, range: Range<usize>, chunk_size: usize) -> Cow<'_, str> {
+        let text = &self.text;
+        let kept = (chunk_size >= MIN_KEPT_CHUNK
+            && ReadLines::is_whole_chunk(&range, chunk_size, text.len()))
+        .then(|| {
+            self.read_lines
+                .get_or_init(|| ReadLines::new(text, chunk_size))
+                .as_ref()?
+                .get(&range, chunk_size)
+        })
+        .flatten();
+        match kept {
+            Some(line) => Cow::Borrowed(line),
+            // The caller has sliced the text at `range` already.
+            None => Cow::Owned(ReadLine(text.get(range).unwrap_or_default()).to_string()),
         }
     }
 
@@ -104,40 +116,6 @@ fn version_of(text: &[u8]) -> String {
         let _ = write!(version, "{byte:02x}");
     }
     version
-}
-
-/// See [`Story::read_line`]: nothing is looked up or made unless the line
-/// is written.
-struct StoryReadLine<'a> {
-    story: &'a Story,
-    range: Range<usize>,
-    chunk_size: usize,
-}
-
-impl fmt::Display for StoryReadLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self {
-            story,
-            range,
-            chunk_size,
-        } = self;
-        let text = &story.text;
-        let kept = (*chunk_size >= MIN_KEPT_CHUNK
-            && ReadLines::is_whole_chunk(range, *chunk_size, text.len()))
-        .then(|| {
-            story
-                .read_lines
-                .get_or_init(|| ReadLines::new(text, *chunk_size))
-                .as_ref()?
-                .get(range, *chunk_size)
-        })
-        .flatten();
-        match kept {
-            Some(line) => f.write_str(line),
-            // The caller has sliced the text at `range` already.
-            None => ReadLine(text.get(range.clone()).unwrap_or_default()).fmt(f),
-        }
-    }
 }
 
 impl fmt::Debug for Story {
@@ -177,12 +155,11 @@ mod tests {
         let text: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
         let story = Story::new("bytes.txt", text.clone());
         let formatted = |range: Range<usize>| ReadLine(&text[range]).to_string();
-        let line = story.read_line(0..1024, 1024);
         assert!(
             story.read_lines.get().is_none(),
-            "made before it was logged"
+            "made before it was asked for"
         );
-        assert_eq!(line.to_string(), formatted(0..1024));
+        assert_eq!(story.read_line(0..1024, 1024), formatted(0..1024));
         // A resumed call's first, part of a chunk: as formatted, and not
         // what makes the lines.
         let other = Story::new("bytes.txt", text.clone());

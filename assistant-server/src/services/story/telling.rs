@@ -189,7 +189,9 @@ impl Pieces {
                     let from = start.max(resume_from);
                     let in_text = (from - story_start) as usize..(end - story_start) as usize;
                     let text = telling.story.text().slice(in_text.clone());
-                    info!("{}", telling.story.read_line(in_text, size as usize));
+                    // Given as text, not a format: the line is copied into
+                    // the log as it is, with no pass through `fmt` first.
+                    info!(message = &*telling.story.read_line(in_text, size as usize));
                     self.pause = Pause::Owed(telling.pacing.chunk_delay);
                     // A whole chunk, after the first message (which carries
                     // the version), is framed already.
