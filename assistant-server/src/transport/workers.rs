@@ -17,6 +17,9 @@
 //! Nothing a call does per message or per call may wake a task on another
 //! thread, or that gain is lost: the count of calls in flight, for one,
 //! announces its changes only to those who wait on them (`call::count`).
+//! Its log lines, too, are staged on the thread and handed to the log
+//! writer a few kilobytes at a time, and before the thread waits for work
+//! (`ops::logging::stage_lines`).
 //!
 //! Measured against one multi-threaded runtime, alternating (see
 //! docs/BENCHMARKS.md): 10,000 paced calls took less than half the CPU
@@ -82,8 +85,12 @@ impl Workers {
                 .name(format!("connections-{i}"))
                 .spawn(move || {
                     let _ended = ended;
+                    // Dropped before `_ended`: the thread's last lines are
+                    // with the log writer before `stop` returns.
+                    let _staging = crate::ops::logging::stage_lines();
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
+                        .on_thread_park(crate::ops::logging::hand_over_staged_lines)
                         .max_blocking_threads((BLOCKING_THREADS / count).max(1))
                         .build();
                     let runtime = match runtime {

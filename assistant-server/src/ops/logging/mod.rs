@@ -6,6 +6,9 @@
 mod call_lines;
 mod fields;
 mod rate;
+#[cfg(test)]
+mod sinks;
+mod staged;
 mod timestamp;
 mod writer;
 
@@ -22,22 +25,34 @@ use std::{
 use tracing::warn;
 use tracing_subscriber::EnvFilter;
 
-pub(crate) use self::rate::RateLimited;
 use self::{
     call_lines::CallLines,
     fields::LogFields,
     writer::{LogWriter, WriterGuard, log_writer},
 };
+pub(crate) use self::{
+    rate::RateLimited,
+    staged::{Staging, hand_over as hand_over_staged_lines},
+};
 use crate::config::LogFormat;
 
-/// The count of lines dropped by the process's logs, once they are set up:
-/// logging is process-wide, and so is this.
-static DROPPED: std::sync::OnceLock<LogWriter> = std::sync::OnceLock::new();
+/// The writer of the process's logs, once they are set up: logging is
+/// process-wide, and so is this.
+static WRITER: std::sync::OnceLock<LogWriter> = std::sync::OnceLock::new();
 
 /// How many log lines were dropped because stderr was not taking them: 0
 /// if [`init_logging`] did not set up the logs.
 pub(crate) fn dropped_lines() -> u64 {
-    DROPPED.get().map_or(0, LogWriter::dropped_lines)
+    WRITER.get().map_or(0, LogWriter::dropped_lines)
+}
+
+/// Stages the lines the current thread logs, while the guard is held, and
+/// hands them to the log writer a few kilobytes at a time: for a thread
+/// that logs many lines, and calls [`hand_over_staged_lines`] before it
+/// waits for work (see [`staged`]). `None` if [`init_logging`] did not set
+/// up the logs, as under a test's own subscriber.
+pub(crate) fn stage_lines() -> Option<Staging> {
+    WRITER.get().map(LogWriter::stage_here)
 }
 
 /// How often the count of dropped lines is looked at.
@@ -135,7 +150,7 @@ pub fn init_logging(format: LogFormat) -> std::io::Result<LogGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, writing) = log_writer(std::io::stderr(), LOG_BUFFER)?;
     let counter = writer.clone();
-    let _ = DROPPED.set(counter.clone());
+    let _ = WRITER.set(counter.clone());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -179,8 +194,10 @@ pub fn init_logging(format: LogFormat) -> std::io::Result<LogGuard> {
 mod tests {
     use std::{io::Write, sync::Mutex};
 
+    use tracing_subscriber::fmt::MakeWriter;
+
     use super::{
-        writer::tests::{Broken, Stuck},
+        sinks::{Broken, Stuck},
         *,
     };
 
@@ -192,7 +209,10 @@ mod tests {
         // here waits.
         let (writer, _writing) = log_writer(sink.clone(), 32).unwrap();
         for line in 0..50 {
-            writeln!(&writer, "line {line:02}").unwrap();
+            writer
+                .make_writer()
+                .write_all(format!("line {line:02}\n").as_bytes())
+                .unwrap();
         }
         let mut dropped = Dropped {
             counter: writer.clone(),
@@ -214,7 +234,7 @@ mod tests {
     #[test]
     fn nothing_is_said_of_dropped_lines_while_stderr_is_failing() {
         let (writer, writing) = log_writer(Broken, 1 << 20).unwrap();
-        writeln!(&writer, "lost").unwrap();
+        writeln!(writer.make_writer(), "lost").unwrap();
         drop(writing);
         let mut dropped = Dropped {
             counter: writer.clone(),

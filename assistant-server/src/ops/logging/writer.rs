@@ -16,6 +16,10 @@
 //! On a busy server lines wait up to 10 ms ([`GATHER`]) to be written, so
 //! something written to stderr directly (a panic's message) may come out
 //! ahead of lines logged just before it.
+//!
+//! A connection thread does not take the lock for every line: it stages
+//! its lines and hands them over a few kilobytes at a time
+//! ([`super::staged`]).
 
 use std::{
     io::{self, Write},
@@ -28,7 +32,10 @@ use std::{
     time::Duration,
 };
 
+use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
+
+use super::staged;
 
 /// How long the writer thread lets lines gather before writing them, once
 /// its last batch was [`BUSY`]: waking it for every few lines would cost a
@@ -48,7 +55,7 @@ const KEEP: usize = 256 * 1024;
 /// Lines logged and not yet written, shared by the threads that log them
 /// and the thread that writes them.
 #[derive(Debug)]
-struct Queue {
+pub(super) struct Queue {
     state: Mutex<State>,
     /// Wakes the writer thread when lines arrive or the queue closes.
     ready: Condvar,
@@ -80,16 +87,17 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds one line (the logging layer writes each line whole), or counts
-    /// it dropped if it does not fit.
-    fn push(&self, line: &[u8]) {
+    /// Adds whole lines (the logging layer writes each line whole, and a
+    /// thread hands over its staged lines whole), or counts them dropped if
+    /// they do not fit.
+    pub(super) fn push(&self, lines: &[u8]) {
         let mut state = self.lock();
-        if state.lines.len() + line.len() > self.limit {
+        if state.lines.len() + lines.len() > self.limit {
             drop(state);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.fetch_add(line_count(lines), Ordering::Relaxed);
             return;
         }
-        state.lines.extend_from_slice(line);
+        state.lines.extend_from_slice(lines);
         let wake = state.lines.len() >= state.wake_at;
         if wake {
             state.wake_at = usize::MAX;
@@ -133,12 +141,23 @@ impl Queue {
     }
 }
 
+/// How many lines `lines` holds: every line ends in a line break.
+fn line_count(lines: &[u8]) -> u64 {
+    lines.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
 /// The handle the logging layer writes lines through; see the
 /// [module docs](self).
 #[derive(Debug, Clone)]
 pub(super) struct LogWriter(Arc<Queue>);
 
 impl LogWriter {
+    /// Stages the lines this thread logs from now on, until the guard is
+    /// dropped; see [`super::staged`].
+    pub(super) fn stage_here(&self) -> staged::Staging {
+        staged::stage_here(&self.0)
+    }
+
     /// How many lines have been dropped so far.
     pub(super) fn dropped_lines(&self) -> u64 {
         self.0.dropped.load(Ordering::Relaxed)
@@ -151,16 +170,40 @@ impl LogWriter {
 }
 
 impl<'a> MakeWriter<'a> for LogWriter {
-    type Writer = &'a LogWriter;
+    type Writer = LineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self
+        LineWriter {
+            queue: &self.0,
+            urgent: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        LineWriter {
+            queue: &self.0,
+            urgent: *meta.level() <= Level::WARN,
+        }
     }
 }
 
-impl Write for &LogWriter {
+/// Writes one line: staged, if this thread stages its lines, unless it is
+/// a warning or an error, which goes to the queue at once, after the lines
+/// staged before it.
+#[derive(Debug)]
+pub(super) struct LineWriter<'a> {
+    queue: &'a Arc<Queue>,
+    urgent: bool,
+}
+
+impl Write for LineWriter<'_> {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        self.0.push(line);
+        if self.urgent {
+            staged::hand_over();
+            self.queue.push(line);
+        } else if !staged::stage(self.queue, line) {
+            self.queue.push(line);
+        }
         Ok(line.len())
     }
 
@@ -225,8 +268,9 @@ fn write_lines(queue: &Queue, mut out: impl Write) {
         let failed = out.write_all(&batch).and_then(|()| out.flush()).is_err();
         if failed {
             // Not knowing how much went out, count the batch as lost.
-            let lines = batch.iter().filter(|&&b| b == b'\n').count();
-            queue.dropped.fetch_add(lines as u64, Ordering::Relaxed);
+            queue
+                .dropped
+                .fetch_add(line_count(&batch), Ordering::Relaxed);
         }
         queue.failing.store(failed, Ordering::Relaxed);
         batch.clear();
@@ -237,74 +281,11 @@ fn write_lines(queue: &Queue, mut out: impl Write) {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use std::sync::{Condvar, Mutex};
-
-    use super::*;
-
-    /// A sink that takes nothing until it is opened, as a pipe nobody
-    /// reads, and keeps what it is given.
-    #[derive(Clone, Default)]
-    pub(in super::super) struct Stuck(Arc<Sink>);
-
-    #[derive(Default)]
-    pub(in super::super) struct Sink {
-        /// Whether it is open, and what it has taken.
-        state: Mutex<(bool, Vec<u8>)>,
-        opened: Condvar,
-    }
-
-    impl Stuck {
-        pub(in super::super) fn open(&self) {
-            self.0.state.lock().unwrap().0 = true;
-            self.0.opened.notify_all();
-        }
-
-        pub(in super::super) fn taken(&self) -> Vec<u8> {
-            self.0.state.lock().unwrap().1.clone()
-        }
-
-        /// What it has taken once that is `len` bytes, waiting as long as
-        /// a test may.
-        fn taken_once(&self, len: usize) -> Vec<u8> {
-            let state = self.0.state.lock().unwrap();
-            let (state, _) = self
-                .0
-                .opened
-                .wait_timeout_while(state, Duration::from_secs(10), |state| state.1.len() < len)
-                .unwrap();
-            state.1.clone()
-        }
-    }
-
-    impl Write for Stuck {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let mut state = self.0.state.lock().unwrap();
-            while !state.0 {
-                state = self.0.opened.wait(state).unwrap();
-            }
-            state.1.extend_from_slice(buf);
-            self.0.opened.notify_all();
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// A sink that fails every write, as a pipe whose reader is gone.
-    pub(in super::super) struct Broken;
-
-    impl Write for Broken {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::ErrorKind::BrokenPipe.into())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+mod tests {
+    use super::{
+        super::sinks::{Broken, Stuck},
+        *,
+    };
 
     #[test]
     fn lines_from_many_threads_come_out_whole_and_in_each_threads_order() {
@@ -342,8 +323,8 @@ pub(super) mod tests {
     #[test]
     fn a_failing_sink_counts_its_lines_dropped() {
         let (writer, guard) = log_writer(Broken, 1 << 20).unwrap();
-        (&writer).write_all(b"one\ntwo\n").unwrap();
-        (&writer).write_all(b"three\n").unwrap();
+        writer.make_writer().write_all(b"one\ntwo\n").unwrap();
+        writer.make_writer().write_all(b"three\n").unwrap();
         drop(guard);
         assert_eq!(writer.dropped_lines(), 3);
         assert!(writer.failing());
@@ -354,10 +335,10 @@ pub(super) mod tests {
         let sink = Stuck::default();
         sink.open();
         let (writer, _writing) = log_writer(sink.clone(), 1 << 20).unwrap();
-        (&writer).write_all(b"alone\n").unwrap();
+        writer.make_writer().write_all(b"alone\n").unwrap();
         // No more lines and no close: the writer must wake for this one.
         assert_eq!(sink.taken_once(6), b"alone\n");
-        (&writer).write_all(b"later\n").unwrap();
+        writer.make_writer().write_all(b"later\n").unwrap();
         assert_eq!(sink.taken_once(12), b"alone\nlater\n");
         assert!(!writer.failing());
     }
@@ -368,10 +349,10 @@ pub(super) mod tests {
         sink.open();
         let (writer, _writing) = log_writer(sink.clone(), 1 << 20).unwrap();
         let busy = [b'x'; BUSY];
-        (&writer).write_all(&busy).unwrap();
+        writer.make_writer().write_all(&busy).unwrap();
         assert_eq!(sink.taken_once(BUSY).len(), BUSY);
         // The writer now lets lines gather, for a moment only.
-        (&writer).write_all(b"alone\n").unwrap();
+        writer.make_writer().write_all(b"alone\n").unwrap();
         assert!(sink.taken_once(BUSY + 6).ends_with(b"alone\n"));
     }
 
@@ -379,8 +360,8 @@ pub(super) mod tests {
     fn lines_logged_while_stderr_is_stuck_follow_once_it_takes_them() {
         let sink = Stuck::default();
         let (writer, _writing) = log_writer(sink.clone(), 1 << 20).unwrap();
-        (&writer).write_all(b"first\n").unwrap();
-        (&writer).write_all(b"second\n").unwrap();
+        writer.make_writer().write_all(b"first\n").unwrap();
+        writer.make_writer().write_all(b"second\n").unwrap();
         sink.open();
         assert_eq!(sink.taken_once(13), b"first\nsecond\n");
         assert_eq!(writer.dropped_lines(), 0);
