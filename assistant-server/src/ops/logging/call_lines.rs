@@ -20,7 +20,10 @@
 //! With every chunk logged, formatting is most of what logging costs, so
 //! two pieces of the default format are redone to the same output with
 //! less work: the timestamp ([`super::timestamp`]) and the fields
-//! ([`super::fields`]).
+//! ([`super::fields`]). And a line in the span last entered on its thread
+//! takes its `call#17: ` from that span's entry ([`super::entered`]),
+//! without looking the span up: install the format with its layer
+//! ([`CallLines::with_entered_spans`]).
 
 use std::fmt;
 
@@ -30,11 +33,33 @@ use tracing_subscriber::{
     registry::{LookupSpan, SpanRef},
 };
 
-use super::timestamp::timestamp;
+use super::{
+    entered::{EnteredSpans, Owner, learn, with_prefix},
+    timestamp::timestamp,
+};
 
 /// The format; see the [module docs](self).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CallLines;
+pub(crate) struct CallLines {
+    /// The layer keeping entered spans' prefixes, if it is installed.
+    entered: Option<Owner>,
+}
+
+impl CallLines {
+    /// The format, and the layer it reads a line's prefix from: install
+    /// both.
+    pub(crate) fn with_entered_spans() -> (Self, EnteredSpans) {
+        let (layer, owner) = EnteredSpans::new();
+        (Self::reading(owner), layer)
+    }
+
+    /// The format, reading prefixes from `owner`'s entries.
+    pub(super) fn reading(owner: Owner) -> Self {
+        Self {
+            entered: Some(owner),
+        }
+    }
+}
 
 /// Marks a call whose fields have been printed once, with what its later
 /// lines name it by (`call#17: `), if its fields have a number.
@@ -53,11 +78,22 @@ where
     ) -> fmt::Result {
         timestamp(&mut writer)?;
         writer.write_str(level(event.metadata().level()))?;
-        if let Some(span) = ctx.parent_span() {
+        // A line in the span last entered (the call's, mostly), once its
+        // prefix is known: no lookups.
+        let entered = self.entered.filter(|_| event.is_contextual());
+        let known = entered.and_then(|owner| with_prefix(owner, |prefix| writer.write_str(prefix)));
+        if let Some(written) = known {
+            written?;
+        } else if let Some(span) = ctx.parent_span() {
             // Most lines are in a call's span alone: no need to gather a
             // scope of one.
             if span.parent().is_none() {
                 write_span::<S, N>(&mut writer, &span)?;
+                if let Some(owner) = entered
+                    && let Some(Introduced(Some(prefix))) = span.extensions().get::<Introduced>()
+                {
+                    learn(owner, &span.id(), prefix);
+                }
             } else {
                 for span in span.scope().from_root() {
                     write_span::<S, N>(&mut writer, &span)?;
@@ -141,7 +177,7 @@ fn without_colours(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -248,20 +284,44 @@ mod tests {
         );
     }
 
-    /// What `log` logs in this format, with colours or without.
-    fn logged(ansi: bool, log: impl FnOnce()) -> String {
+    /// What `log` logs in this format, with colours or without, read both
+    /// with the entered spans' prefixes kept and without: the same but for
+    /// the timestamps.
+    pub(in super::super) fn logged(ansi: bool, log: impl Fn()) -> String {
+        let (kept, entered) = CallLines::with_entered_spans();
+        let fast = logged_by(ansi, kept, Some(entered), &log);
+        let slow = logged_by(ansi, CallLines::default(), None, &log);
+        let untimed = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(|line| line.get(27..).unwrap_or(line).to_owned())
+                .collect()
+        };
+        assert_eq!(untimed(&fast), untimed(&slow), "{fast}\n{slow}");
+        fast
+    }
+
+    pub(in super::super) fn logged_by(
+        ansi: bool,
+        lines: CallLines,
+        entered: Option<EnteredSpans>,
+        log: &impl Fn(),
+    ) -> String {
         use std::sync::{Arc, Mutex};
-        let lines = Arc::new(Mutex::new(Vec::new()));
+
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let captured = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(ansi)
-            .event_format(CallLines)
+            .event_format(lines)
             .with_writer({
-                let lines = Arc::clone(&lines);
-                move || Capture(Arc::clone(&lines))
+                let captured = Arc::clone(&captured);
+                move || Capture(Arc::clone(&captured))
             })
-            .finish();
+            .finish()
+            .with(entered);
         tracing::subscriber::with_default(subscriber, log);
-        String::from_utf8(lines.lock().unwrap().clone()).unwrap()
+        String::from_utf8(captured.lock().unwrap().clone()).unwrap()
     }
 
     struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

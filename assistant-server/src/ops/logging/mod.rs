@@ -4,6 +4,7 @@
 //! text lines ([`call_lines`]) or JSON objects.
 
 mod call_lines;
+mod entered;
 mod fields;
 mod rate;
 #[cfg(test)]
@@ -23,7 +24,7 @@ use std::{
 };
 
 use tracing::warn;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
 use self::{
     call_lines::CallLines,
@@ -156,11 +157,15 @@ pub fn init_logging(format: LogFormat) -> std::io::Result<LogGuard> {
         .with_writer(writer);
     match format {
         // A call's context once, then its number.
-        LogFormat::Text => logs
-            .with_ansi(std::io::stderr().is_terminal())
-            .event_format(CallLines)
-            .fmt_fields(LogFields)
-            .init(),
+        LogFormat::Text => {
+            let (lines, entered_spans) = CallLines::with_entered_spans();
+            logs.with_ansi(std::io::stderr().is_terminal())
+                .event_format(lines)
+                .fmt_fields(LogFields)
+                .finish()
+                .with(entered_spans)
+                .init();
+        }
         LogFormat::Json => logs
             .json()
             .with_current_span(true)
