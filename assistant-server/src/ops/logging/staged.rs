@@ -183,6 +183,8 @@ mod tests {
         assert_eq!(other.taken_once(10), b"elsewhere\n");
     }
 
+    /// The writer's own test of many threads, too: the unstaged threads
+    /// push every line to it.
     #[test]
     fn staged_and_unstaged_threads_each_keep_their_order_and_lose_nothing() {
         let sink = Stuck::default();
@@ -215,7 +217,7 @@ mod tests {
             assert_eq!(n.parse::<usize>().unwrap(), next[t], "{line}");
             next[t] += 1;
         }
-        assert_eq!(next, [1000; 4]);
+        assert_eq!(next, [1000; 4], "every line written, by the guard's drop");
         assert_eq!(writer.dropped_lines(), 0);
     }
 
