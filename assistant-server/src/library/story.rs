@@ -82,7 +82,7 @@ impl Story {
     /// `range` of the text, read in chunks of `chunk_size`: for a whole
     /// chunk, kept with the story once first asked for; for part of one (a
     /// resumed call's first), formatted now. Ask for it inside the `info!`
-    /// that logs it, which asks only if the line is written.
+    /// that logs it, which evaluates it only when INFO is enabled.
     pub(crate) fn read_line(&self, range: Range<usize>, chunk_size: usize) -> Cow<'_, str> {
         let text = &self.text;
         let kept = (chunk_size >= MIN_KEPT_CHUNK
@@ -99,6 +99,12 @@ impl Story {
             // The caller has sliced the text at `range` already.
             None => Cow::Owned(ReadLine(text.get(range).unwrap_or_default()).to_string()),
         }
+    }
+
+    /// Whether the story keeps its chunks' lines.
+    #[cfg(test)]
+    pub(crate) fn keeps_read_lines(&self) -> bool {
+        matches!(self.read_lines.get(), Some(Some(_)))
     }
 
     /// [`Story::version`], shared rather than borrowed.
@@ -151,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn read_lines_are_kept_only_once_a_whole_chunk_is_logged_and_read_as_formatted() {
+    fn read_lines_are_kept_only_once_a_whole_chunks_is_asked_for_and_read_as_formatted() {
         let text: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
         let story = Story::new("bytes.txt", text.clone());
         let formatted = |range: Range<usize>| ReadLine(&text[range]).to_string();

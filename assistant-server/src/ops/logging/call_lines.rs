@@ -50,10 +50,15 @@ impl CallLines {
     /// both.
     pub(crate) fn with_entered_spans() -> (Self, EnteredSpans) {
         let (layer, owner) = EnteredSpans::new();
-        (Self::reading(owner), layer)
+        let lines = Self {
+            entered: Some(owner),
+        };
+        (lines, layer)
     }
 
-    /// The format, reading prefixes from `owner`'s entries.
+    /// The format, reading prefixes from `owner`'s entries: only with
+    /// that layer installed beside it.
+    #[cfg(test)]
     pub(super) fn reading(owner: Owner) -> Self {
         Self {
             entered: Some(owner),

@@ -17,10 +17,16 @@
 //! marked with its layer's [`Owner`], as one thread may enter spans of two
 //! subscribers (a test's own inside the process's): a line whose
 //! subscriber's span is not the last one entered on its thread is
-//! formatted the slow way.
+//! formatted the slow way. So is every line on a thread whose entries once
+//! missed an enter or an exit (they were in use at that moment, which
+//! nothing here allows): a prefix is never read from an entry that might
+//! not be its span's. And a prefix is learnt only from a line whose span
+//! the registry named current, into the last entry, when that entry is the
+//! same span's: a span entered again inside another (which the registry
+//! does not count as current) stays without one.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     sync::atomic::{AtomicU64, Ordering},
 };
 
@@ -71,13 +77,21 @@ thread_local! {
             depth: 0,
         })
     };
+    /// Set if an enter or exit could not be kept (its entries were in
+    /// use): from then on this thread's lines look their spans up.
+    static OUT_OF_STEP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Notes that this thread's entries no longer mirror the registry.
+fn out_of_step() {
+    let _ = OUT_OF_STEP.try_with(|out| out.set(true));
 }
 
 impl<S: Subscriber> Layer<S> for EnteredSpans {
     fn on_enter(&self, id: &span::Id, _: Context<'_, S>) {
         let _ = ENTERED.try_with(|stack| {
             let Ok(mut stack) = stack.try_borrow_mut() else {
-                return;
+                return out_of_step();
             };
             let Stack { entries, depth } = &mut *stack;
             match entries.get_mut(*depth) {
@@ -99,7 +113,7 @@ impl<S: Subscriber> Layer<S> for EnteredSpans {
     fn on_exit(&self, id: &span::Id, _: Context<'_, S>) {
         let _ = ENTERED.try_with(|stack| {
             let Ok(mut stack) = stack.try_borrow_mut() else {
-                return;
+                return out_of_step();
             };
             let Stack { entries, depth } = &mut *stack;
             // The last entry of this span, as the registry pops: spans may
@@ -120,6 +134,9 @@ impl<S: Subscriber> Layer<S> for EnteredSpans {
 /// Calls `write` with the prefix of the span last entered on this thread,
 /// if it is `owner`'s and a line has said its prefix; `None` otherwise.
 pub(super) fn with_prefix<R>(owner: Owner, write: impl FnOnce(&str) -> R) -> Option<R> {
+    if OUT_OF_STEP.try_with(Cell::get).unwrap_or(true) {
+        return None;
+    }
     ENTERED
         .try_with(|stack| {
             let stack = stack.try_borrow().ok()?;

@@ -17,12 +17,19 @@ struct Sink {
     /// Whether it is open, and what it has taken.
     state: Mutex<(bool, Vec<u8>)>,
     opened: Condvar,
+    /// Writes waiting for it to open.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Stuck {
     pub(super) fn open(&self) {
         self.0.state.lock().unwrap().0 = true;
         self.0.opened.notify_all();
+    }
+
+    /// How many writes are waiting for it to open.
+    pub(super) fn waiting(&self) -> usize {
+        self.0.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(super) fn taken(&self) -> Vec<u8> {
@@ -45,8 +52,16 @@ impl Stuck {
 impl Write for Stuck {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut state = self.0.state.lock().unwrap();
-        while !state.0 {
-            state = self.0.opened.wait(state).unwrap();
+        if !state.0 {
+            self.0
+                .waiting
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            while !state.0 {
+                state = self.0.opened.wait(state).unwrap();
+            }
+            self.0
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
         state.1.extend_from_slice(buf);
         self.0.opened.notify_all();

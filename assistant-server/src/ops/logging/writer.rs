@@ -13,18 +13,20 @@
 //! Logging never holds up serving: when the buffer is full, because stderr
 //! is not taking lines, a line is dropped and counted instead.
 //!
-//! On a busy server lines wait up to 10 ms ([`GATHER`]) to be written, so
-//! something written to stderr directly (a panic's message) may come out
-//! ahead of lines logged just before it.
-//!
 //! A connection thread does not take the lock for every line: it stages
 //! its lines and hands them over a few kilobytes at a time
-//! ([`super::staged`]).
+//! ([`super::staged`]), and the writer thread sweeps up what a busy or
+//! stuck thread has staged.
+//!
+//! On a busy server lines wait up to 10 ms ([`GATHER`]) to be written, and
+//! lines staged by a thread that is busy without pause up to a second
+//! ([`SWEEP`]), so something written to stderr directly (a panic's
+//! message) may come out ahead of lines logged just before it.
 
 use std::{
     io::{self, Write},
     sync::{
-        Arc, Condvar, Mutex, MutexGuard, PoisonError,
+        Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
@@ -35,7 +37,7 @@ use std::{
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
-use super::staged;
+use super::staged::{self, Stage};
 
 /// How long the writer thread lets lines gather before writing them, once
 /// its last batch was [`BUSY`]: waking it for every few lines would cost a
@@ -48,6 +50,10 @@ const BUSY: usize = 4 * 1024;
 /// How many bytes of lines are written without waiting for [`GATHER`].
 const BATCH: usize = 128 * 1024;
 
+/// How often the writer thread sweeps up staged lines while nothing else
+/// wakes it.
+const SWEEP: Duration = Duration::from_secs(1);
+
 /// A batch buffer bigger than this is given back after its write, so that
 /// one burst does not keep its memory for the life of the process.
 const KEEP: usize = 256 * 1024;
@@ -59,15 +65,18 @@ pub(super) struct Queue {
     state: Mutex<State>,
     /// Wakes the writer thread when lines arrive or the queue closes.
     ready: Condvar,
-    /// Lines dropped because the buffer was full or stderr failed. Both
-    /// count lines because every write the logging layer makes is one
-    /// line: its formats escape line breaks inside a message.
+    /// Lines dropped because the buffer was full or stderr failed, counted
+    /// by their line breaks (a message with a line break in it is two). A
+    /// thread's stage that does not fit is dropped whole.
     dropped: AtomicU64,
     /// Whether the last write to stderr failed: then there is no point in
     /// saying lines were dropped, as that would be dropped too.
     failing: AtomicBool,
     /// The most the buffer holds, in bytes.
     limit: usize,
+    /// The stages of the threads that stage their lines, for the writer
+    /// thread to sweep; a stage whose thread has ended drops out.
+    stages: Mutex<Vec<Weak<Stage>>>,
 }
 
 #[derive(Debug)]
@@ -110,19 +119,29 @@ impl Queue {
     }
 
     /// Takes every line logged so far in exchange for `batch` (empty):
-    /// waits for a first line, then, if `gather`, lets more gather for
-    /// [`GATHER`] unless a [`BATCH`] comes sooner. `false` once the queue
-    /// is closed and empty.
-    fn take(&self, batch: &mut Vec<u8>, gather: bool) -> bool {
+    /// waits for a first line (for `wait` at most, if given), then, if
+    /// `gather`, lets more gather for [`GATHER`] unless a [`BATCH`] comes
+    /// sooner. `false` if there were none: the queue is closed and empty,
+    /// or `wait` passed.
+    fn take(&self, batch: &mut Vec<u8>, gather: bool, wait: Option<Duration>) -> bool {
         let mut state = self.lock();
-        while state.lines.is_empty() && !state.closed {
+        if state.lines.is_empty() && !state.closed {
             state.wake_at = 1;
-            state = self
-                .ready
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = match wait {
+                // Woken early, or for nothing, it only sweeps again.
+                Some(wait) => {
+                    self.ready
+                        .wait_timeout(state, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .ready
+                    .wait_while(state, |state| state.lines.is_empty() && !state.closed)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
         }
-        if gather && !state.closed && state.lines.len() < BATCH {
+        if gather && !state.closed && !state.lines.is_empty() && state.lines.len() < BATCH {
             state.wake_at = BATCH;
             state = self
                 .ready
@@ -133,6 +152,32 @@ impl Queue {
         state.wake_at = usize::MAX;
         std::mem::swap(&mut state.lines, batch);
         !batch.is_empty()
+    }
+
+    fn closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Sweeps `stage` too from now on.
+    pub(super) fn sweep_from_now_on(&self, stage: &Arc<Stage>) {
+        self.stages_lock().push(Arc::downgrade(stage));
+    }
+
+    /// Takes what every thread has staged; `true` if any thread stages.
+    fn sweep(&self) -> bool {
+        let mut stages = self.stages_lock();
+        stages.retain(|stage| match stage.upgrade() {
+            Some(stage) => {
+                stage.hand_over(self);
+                true
+            }
+            None => false,
+        });
+        !stages.is_empty()
+    }
+
+    fn stages_lock(&self) -> MutexGuard<'_, Vec<Weak<Stage>>> {
+        self.stages.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn close(&self) {
@@ -244,6 +289,7 @@ pub(super) fn log_writer(
         dropped: AtomicU64::new(0),
         failing: AtomicBool::new(false),
         limit,
+        stages: Mutex::new(Vec::new()),
     });
     let (done, finished) = mpsc::channel::<()>();
     let writing = Arc::clone(&queue);
@@ -263,7 +309,20 @@ pub(super) fn log_writer(
 fn write_lines(queue: &Queue, mut out: impl Write) {
     let mut batch = Vec::new();
     let mut gather = false;
-    while queue.take(&mut batch, gather) {
+    loop {
+        // Lines staged by a thread that has not handed them over: it is
+        // busy, or stuck; or the logs are closing.
+        let staging = queue.sweep();
+        if !queue.take(&mut batch, gather, staging.then_some(SWEEP)) {
+            if queue.closed() {
+                // What threads staged since the last sweep, then done.
+                queue.sweep();
+                if queue.lock().lines.is_empty() {
+                    break;
+                }
+            }
+            continue;
+        }
         gather = batch.len() >= BUSY;
         let failed = out.write_all(&batch).and_then(|()| out.flush()).is_err();
         if failed {

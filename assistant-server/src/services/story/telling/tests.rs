@@ -181,3 +181,18 @@ async fn whole_chunks_after_the_first_message_are_the_shared_framings_bytes() {
         assert_eq!(framed, expected, "from {resume_from}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_storys_lines_are_made_only_by_a_server_that_logs_them() {
+    // No subscriber: nothing is logged, and the story keeps no lines.
+    let story = Story::new("alice.txt", Story::alice().text().clone());
+    all(telling(story.clone(), 1024, 0, Finish::Cancel)).await;
+    assert!(!story.keeps_read_lines(), "made for a line not logged");
+    // At INFO, the first call's lines are kept for the next.
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .finish();
+    let _logging = tracing::subscriber::set_default(logs);
+    all(telling(story.clone(), 1024, 0, Finish::Cancel)).await;
+    assert!(story.keeps_read_lines());
+}
