@@ -70,30 +70,38 @@ struct Stack {
     depth: usize,
 }
 
-thread_local! {
-    static ENTERED: RefCell<Stack> = const {
-        RefCell::new(Stack {
-            entries: Vec::new(),
-            depth: 0,
-        })
-    };
-    /// Set if an enter or exit could not be kept (its entries were in
-    /// use): from then on this thread's lines look their spans up.
-    static OUT_OF_STEP: Cell<bool> = const { Cell::new(false) };
+/// A thread's entered spans.
+struct Entered {
+    stack: RefCell<Stack>,
+    /// Set if an enter or exit could not be kept (the stack was in use):
+    /// from then on this thread's lines look their spans up.
+    out_of_step: Cell<bool>,
 }
 
-/// Notes that this thread's entries no longer mirror the registry.
-fn out_of_step() {
-    let _ = OUT_OF_STEP.try_with(|out| out.set(true));
+thread_local! {
+    static ENTERED: Entered = const {
+        Entered {
+            stack: RefCell::new(Stack {
+                entries: Vec::new(),
+                depth: 0,
+            }),
+            out_of_step: Cell::new(false),
+        }
+    };
+}
+
+/// Changes this thread's stack, or notes that it no longer mirrors the
+/// registry's.
+fn change_stack(change: impl FnOnce(&mut Stack)) {
+    let _ = ENTERED.try_with(|entered| match entered.stack.try_borrow_mut() {
+        Ok(mut stack) => change(&mut stack),
+        Err(_) => entered.out_of_step.set(true),
+    });
 }
 
 impl<S: Subscriber> Layer<S> for EnteredSpans {
     fn on_enter(&self, id: &span::Id, _: Context<'_, S>) {
-        let _ = ENTERED.try_with(|stack| {
-            let Ok(mut stack) = stack.try_borrow_mut() else {
-                return out_of_step();
-            };
-            let Stack { entries, depth } = &mut *stack;
+        change_stack(|Stack { entries, depth }| {
             match entries.get_mut(*depth) {
                 Some(entry) => {
                     entry.owner = self.0;
@@ -111,11 +119,7 @@ impl<S: Subscriber> Layer<S> for EnteredSpans {
     }
 
     fn on_exit(&self, id: &span::Id, _: Context<'_, S>) {
-        let _ = ENTERED.try_with(|stack| {
-            let Ok(mut stack) = stack.try_borrow_mut() else {
-                return out_of_step();
-            };
-            let Stack { entries, depth } = &mut *stack;
+        change_stack(|Stack { entries, depth }| {
             // The last entry of this span, as the registry pops: spans may
             // be exited out of order.
             let Some(at) = entries[..*depth]
@@ -134,12 +138,12 @@ impl<S: Subscriber> Layer<S> for EnteredSpans {
 /// Calls `write` with the prefix of the span last entered on this thread,
 /// if it is `owner`'s and a line has said its prefix; `None` otherwise.
 pub(super) fn with_prefix<R>(owner: Owner, write: impl FnOnce(&str) -> R) -> Option<R> {
-    if OUT_OF_STEP.try_with(Cell::get).unwrap_or(true) {
-        return None;
-    }
     ENTERED
-        .try_with(|stack| {
-            let stack = stack.try_borrow().ok()?;
+        .try_with(|entered| {
+            if entered.out_of_step.get() {
+                return None;
+            }
+            let stack = entered.stack.try_borrow().ok()?;
             let entry = stack.entries[..stack.depth].last()?;
             (entry.owner == owner && !entry.prefix.is_empty()).then(|| write(&entry.prefix))
         })
@@ -150,8 +154,8 @@ pub(super) fn with_prefix<R>(owner: Owner, write: impl FnOnce(&str) -> R) -> Opt
 /// Notes that lines in `span` start with `prefix`, if it is the span last
 /// entered on this thread, and `owner`'s.
 pub(super) fn learn(owner: Owner, span: &span::Id, prefix: &str) {
-    let _ = ENTERED.try_with(|stack| {
-        let Ok(mut stack) = stack.try_borrow_mut() else {
+    let _ = ENTERED.try_with(|entered| {
+        let Ok(mut stack) = entered.stack.try_borrow_mut() else {
             return;
         };
         let depth = stack.depth;

@@ -3,7 +3,10 @@
 
 use std::{
     io::{self, Write},
-    sync::{Arc, Condvar, Mutex},
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -18,7 +21,7 @@ struct Sink {
     state: Mutex<(bool, Vec<u8>)>,
     opened: Condvar,
     /// Writes waiting for it to open.
-    waiting: std::sync::atomic::AtomicUsize,
+    waiting: AtomicUsize,
 }
 
 impl Stuck {
@@ -29,7 +32,7 @@ impl Stuck {
 
     /// How many writes are waiting for it to open.
     pub(super) fn waiting(&self) -> usize {
-        self.0.waiting.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.waiting.load(Ordering::SeqCst)
     }
 
     pub(super) fn taken(&self) -> Vec<u8> {
@@ -53,15 +56,11 @@ impl Write for Stuck {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut state = self.0.state.lock().unwrap();
         if !state.0 {
-            self.0
-                .waiting
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.waiting.fetch_add(1, Ordering::SeqCst);
             while !state.0 {
                 state = self.0.opened.wait(state).unwrap();
             }
-            self.0
-                .waiting
-                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.waiting.fetch_sub(1, Ordering::SeqCst);
         }
         state.1.extend_from_slice(buf);
         self.0.opened.notify_all();

@@ -291,7 +291,11 @@ mod tests {
         let sink = Stuck::default();
         sink.open();
         let (writer, _writing) = log_writer(sink.clone(), 1 << 20).unwrap();
-        // Staged, and never handed over by this thread while it waits.
+        // Staged while the writer thread waits, and never handed over by
+        // this thread: only a timed sweep can take it.
+        while !writer.waiting_for_lines() {
+            thread::yield_now();
+        }
         let _staging = writer.stage_here();
         writer.make_writer().write_all(b"busy\n").unwrap();
         assert_eq!(sink.taken_once(5), b"busy\n");
@@ -302,6 +306,11 @@ mod tests {
         let sink = Stuck::default();
         sink.open();
         let (writer, writing) = log_writer(sink.clone(), 1 << 20).unwrap();
+        // Staged while the writer thread waits, after its last sweep: only
+        // the sweep at close can take it.
+        while !writer.waiting_for_lines() {
+            thread::yield_now();
+        }
         let _staging = writer.stage_here();
         writer.make_writer().write_all(b"last words\n").unwrap();
         drop(writing);

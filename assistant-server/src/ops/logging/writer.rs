@@ -51,7 +51,8 @@ const BUSY: usize = 4 * 1024;
 const BATCH: usize = 128 * 1024;
 
 /// How often the writer thread sweeps up staged lines while nothing else
-/// wakes it.
+/// wakes it: an idle server's writer thread wakes this often, as the
+/// thread that watches for dropped lines does.
 const SWEEP: Duration = Duration::from_secs(1);
 
 /// A batch buffer bigger than this is given back after its write, so that
@@ -119,27 +120,19 @@ impl Queue {
     }
 
     /// Takes every line logged so far in exchange for `batch` (empty):
-    /// waits for a first line (for `wait` at most, if given), then, if
-    /// `gather`, lets more gather for [`GATHER`] unless a [`BATCH`] comes
-    /// sooner. `false` if there were none: the queue is closed and empty,
-    /// or `wait` passed.
-    fn take(&self, batch: &mut Vec<u8>, gather: bool, wait: Option<Duration>) -> bool {
+    /// waits for a first line, for a [`SWEEP`] at most, then, if `gather`,
+    /// lets more gather for [`GATHER`] unless a [`BATCH`] comes sooner.
+    /// `false` if there were none: the queue is closed and empty, or the
+    /// wait passed (or was woken for nothing: the writer only sweeps again).
+    fn take(&self, batch: &mut Vec<u8>, gather: bool) -> bool {
         let mut state = self.lock();
         if state.lines.is_empty() && !state.closed {
             state.wake_at = 1;
-            state = match wait {
-                // Woken early, or for nothing, it only sweeps again.
-                Some(wait) => {
-                    self.ready
-                        .wait_timeout(state, wait)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                None => self
-                    .ready
-                    .wait_while(state, |state| state.lines.is_empty() && !state.closed)
-                    .unwrap_or_else(PoisonError::into_inner),
-            };
+            state = self
+                .ready
+                .wait_timeout(state, SWEEP)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         if gather && !state.closed && !state.lines.is_empty() && state.lines.len() < BATCH {
             state.wake_at = BATCH;
@@ -163,17 +156,15 @@ impl Queue {
         self.stages_lock().push(Arc::downgrade(stage));
     }
 
-    /// Takes what every thread has staged; `true` if any thread stages.
-    fn sweep(&self) -> bool {
-        let mut stages = self.stages_lock();
-        stages.retain(|stage| match stage.upgrade() {
+    /// Takes what every thread has staged.
+    fn sweep(&self) {
+        self.stages_lock().retain(|stage| match stage.upgrade() {
             Some(stage) => {
                 stage.hand_over(self);
                 true
             }
             None => false,
         });
-        !stages.is_empty()
     }
 
     fn stages_lock(&self) -> MutexGuard<'_, Vec<Weak<Stage>>> {
@@ -201,6 +192,12 @@ impl LogWriter {
     /// dropped; see [`super::staged`].
     pub(super) fn stage_here(&self) -> staged::Staging {
         staged::stage_here(&self.0)
+    }
+
+    /// Whether the writer thread is waiting for a first line.
+    #[cfg(test)]
+    pub(super) fn waiting_for_lines(&self) -> bool {
+        self.0.lock().wake_at == 1
     }
 
     /// How many lines have been dropped so far.
@@ -311,9 +308,11 @@ fn write_lines(queue: &Queue, mut out: impl Write) {
     let mut gather = false;
     loop {
         // Lines staged by a thread that has not handed them over: it is
-        // busy, or stuck; or the logs are closing.
-        let staging = queue.sweep();
-        if !queue.take(&mut batch, gather, staging.then_some(SWEEP)) {
+        // busy, or stuck; or the logs are closing. Swept at least once a
+        // [`SWEEP`], whether or not any thread staged when the writer last
+        // looked: a thread may start staging while it waits.
+        queue.sweep();
+        if !queue.take(&mut batch, gather) {
             if queue.closed() {
                 // What threads staged since the last sweep, then done.
                 queue.sweep();
